@@ -1,0 +1,38 @@
+# Beaver-Raft developer targets. `make test` is what CI runs.
+GO ?= go
+BENCHTIME ?= 1x
+COUNT ?= 5
+
+.PHONY: all build test test-short race-extended bench fuzz crash-extended clean
+
+all: build
+
+build:
+	$(GO) build -o bin/beaver-raft ./cmd/beaver-raft
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+test-short:
+	$(GO) test -short ./...
+
+# Go benchmarks of the durable core; quote medians (COUNT runs each).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(COUNT) ./internal/fsm/ ./internal/wal/ ./internal/replica/local/
+
+# Each native fuzz target for FUZZTIME.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./internal/fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME) ./internal/fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/wal/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/snapshot/
+
+# The process crash test with many more kills than the default run.
+CRASH_ITERATIONS ?= 1000
+crash-extended:
+	$(GO) test -run '^TestCrashRecovery$$' -count 1 -timeout 2h ./internal/replica/local/ -crash.iterations $(CRASH_ITERATIONS) -v
+
+clean:
+	rm -rf bin

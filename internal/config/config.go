@@ -1,0 +1,267 @@
+// Package config is the server's configuration: a documented struct with
+// defaults, a strict YAML loader, one command-line flag per key, and
+// Validate, which names every bad value instead of fixing it.
+//
+// The order of precedence is defaults, then the YAML file (--config), then
+// the flags the user actually set. Resolve does all three and validates.
+//
+// Every key of the YAML file is listed once, in the key table (keys.go). The
+// YAML checker, the flags and the documentation test all read that table, so
+// a key added to Config must be added there too (a test enforces it).
+package config
+
+import "time"
+
+// Defaults of every key. Default returns a Config holding exactly these.
+const (
+	DataDirDefault         = "./data"
+	ListenDefault          = "127.0.0.1:7070"
+	MetricsListenDefault   = "127.0.0.1:9090"
+	WorkersDefault         = 8
+	ShutdownTimeoutDefault = 30 * time.Second
+	SyncDefault            = SyncAlways
+	SyncIntervalDefault    = 10 * time.Millisecond
+
+	SnapshotEveryRecordsDefault = 100_000
+	SnapshotIntervalDefault     = 5 * time.Minute
+	SnapshotKeepDefault         = 2
+
+	WALSegmentSizeDefault = 64 * MiB
+
+	RetentionCompletedDefault = 24 * time.Hour
+	RetentionFailedDefault    = 168 * time.Hour
+	RetentionCanceledDefault  = 168 * time.Hour
+
+	RetryMaxAttemptsDefault = 25
+	RetryBaseDefault        = time.Second
+	RetryMaxDefault         = time.Hour
+
+	DefaultQueueDefault   = "default"
+	DefaultTimeoutDefault = 30 * time.Second
+
+	MaxPayloadDefault    = 1 * MiB
+	MaxBatchDefault      = 10_000
+	MaxRequestDefault    = 64 * MiB
+	MaxQueueDepthDefault = 10_000_000
+	MaxLeaseDefault      = 1000
+	MaxWaitDefault       = 60 * time.Second
+
+	ExecEnabledDefault   = false
+	HTTPEnabledDefault   = true
+	HTTPTimeoutDefault   = 30 * time.Second
+	HTTPMaxResultDefault = 64 * KiB
+
+	LogFormatDefault = LogText
+	LogLevelDefault  = "info"
+)
+
+// SyncMode says when the WAL is fsynced.
+type SyncMode string
+
+const (
+	// SyncAlways acknowledges a write only after fdatasync returned (group
+	// commit). No acknowledged write is ever lost.
+	SyncAlways SyncMode = "always"
+	// SyncInterval acknowledges at once and fsyncs every sync_interval: a
+	// crash of the machine (not of the process) loses up to that window.
+	SyncInterval SyncMode = "interval"
+	// SyncNever leaves flushing to the operating system: a power loss can
+	// lose any write not yet written back (typically up to ~30s).
+	SyncNever SyncMode = "never"
+)
+
+// Log formats.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Config is the whole server configuration. The zero value is not valid;
+// start from Default or Load.
+type Config struct {
+	// DataDir holds the lock file, wal/ and snapshots/.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the host:port of the HTTP API. A non-loopback address
+	// requires at least one auth token.
+	Listen string `yaml:"listen"`
+	// MetricsListen is the host:port serving /metrics, /healthz, /readyz
+	// and pprof.
+	MetricsListen string `yaml:"metrics_listen"`
+	// Workers is the number of jobs this node runs at once with its local
+	// handlers.
+	Workers int `yaml:"workers"`
+	// ShutdownTimeout is how long a graceful stop waits for running jobs
+	// before abandoning them (they run again after restart).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Sync is the WAL durability mode: always, interval or never.
+	Sync SyncMode `yaml:"sync"`
+	// SyncInterval is the fsync period with Sync == SyncInterval.
+	SyncInterval Duration `yaml:"sync_interval"`
+
+	Snapshot  SnapshotConfig  `yaml:"snapshot"`
+	WAL       WALConfig       `yaml:"wal"`
+	Retention RetentionConfig `yaml:"retention"`
+	Retry     RetryConfig     `yaml:"retry"`
+	Defaults  DefaultsConfig  `yaml:"defaults"`
+	Limits    LimitsConfig    `yaml:"limits"`
+	Auth      AuthConfig      `yaml:"auth"`
+	Handlers  HandlersConfig  `yaml:"handlers"`
+	Log       LogConfig       `yaml:"log"`
+}
+
+// SnapshotConfig says when snapshots are taken and how many are kept. A
+// snapshot is taken when either trigger fires.
+type SnapshotConfig struct {
+	// EveryRecords takes a snapshot after this many WAL records.
+	EveryRecords int `yaml:"every_records"`
+	// Interval takes a snapshot this long after the last one if any record
+	// was written since.
+	Interval Duration `yaml:"interval"`
+	// Keep is the number of snapshot files kept (the newest ones).
+	Keep int `yaml:"keep"`
+}
+
+// WALConfig shapes the write-ahead log.
+type WALConfig struct {
+	// SegmentSize is the size at which a WAL segment is closed and a new
+	// one started.
+	SegmentSize ByteSize `yaml:"segment_size"`
+}
+
+// RetentionConfig is how long finished jobs are kept, by final state,
+// counted from their finish time. They are purged afterwards.
+type RetentionConfig struct {
+	Completed Duration `yaml:"completed"`
+	Failed    Duration `yaml:"failed"`
+	Canceled  Duration `yaml:"canceled"`
+}
+
+// RetryConfig is the retry policy of failed attempts.
+type RetryConfig struct {
+	// MaxAttempts is the default number of attempts of a job that does not
+	// set max_attempts.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Base is the backoff after the first failure; it doubles per attempt
+	// (with jitter) up to Max.
+	Base Duration `yaml:"base"`
+	// Max caps the backoff.
+	Max Duration `yaml:"max"`
+}
+
+// DefaultsConfig holds the values of job fields an enqueue leaves out.
+type DefaultsConfig struct {
+	// Queue is the queue of a job that names none.
+	Queue string `yaml:"queue"`
+	// Timeout is the per-attempt timeout of a job that sets none.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// LimitsConfig bounds what clients may ask for. Exceeding a limit is a
+// clear error (413, 429 or 507), never an out-of-memory crash.
+type LimitsConfig struct {
+	// MaxPayload is the largest job payload (413).
+	MaxPayload ByteSize `yaml:"max_payload"`
+	// MaxBatch is the most jobs in one batch enqueue or ack (413).
+	MaxBatch int `yaml:"max_batch"`
+	// MaxRequest is the largest HTTP request body (413).
+	MaxRequest ByteSize `yaml:"max_request"`
+	// MaxQueueDepth is the most unfinished jobs the server holds (507).
+	MaxQueueDepth int `yaml:"max_queue_depth"`
+	// MaxLease is the most jobs one lease call may take.
+	MaxLease int `yaml:"max_lease"`
+	// MaxWait is the longest long-poll a lease call may ask for.
+	MaxWait Duration `yaml:"max_wait"`
+}
+
+// AuthConfig is API authentication.
+type AuthConfig struct {
+	// Tokens are the accepted bearer tokens. With any token set, every /v1
+	// call needs "Authorization: Bearer <token>". Required when Listen is
+	// not a loopback address.
+	Tokens []string `yaml:"tokens"`
+}
+
+// HandlersConfig configures the built-in job handlers.
+type HandlersConfig struct {
+	Exec ExecConfig `yaml:"exec"`
+	HTTP HTTPConfig `yaml:"http"`
+}
+
+// ExecConfig configures the exec handler, which runs allow-listed commands.
+// It is off by default.
+type ExecConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Allow lists the commands a job may run. An absolute path allows that
+	// exact argv[0]; a bare name (no slash) allows exactly that argv[0],
+	// looked up in the server's PATH.
+	Allow []string `yaml:"allow"`
+}
+
+// HTTPConfig configures the http handler, which calls a URL.
+type HTTPConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Timeout caps one request, whatever the job's own timeout.
+	Timeout Duration `yaml:"timeout"`
+	// MaxResult is how much of a response body is kept as the job result;
+	// the rest is cut off.
+	MaxResult ByteSize `yaml:"max_result"`
+}
+
+// LogConfig configures the server's log.
+type LogConfig struct {
+	// Format is text or json.
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+}
+
+// Default returns the configuration used when neither file nor flags say
+// otherwise. It is valid.
+func Default() Config {
+	return Config{
+		DataDir:         DataDirDefault,
+		Listen:          ListenDefault,
+		MetricsListen:   MetricsListenDefault,
+		Workers:         WorkersDefault,
+		ShutdownTimeout: Duration(ShutdownTimeoutDefault),
+		Sync:            SyncDefault,
+		SyncInterval:    Duration(SyncIntervalDefault),
+		Snapshot: SnapshotConfig{
+			EveryRecords: SnapshotEveryRecordsDefault,
+			Interval:     Duration(SnapshotIntervalDefault),
+			Keep:         SnapshotKeepDefault,
+		},
+		WAL: WALConfig{SegmentSize: WALSegmentSizeDefault},
+		Retention: RetentionConfig{
+			Completed: Duration(RetentionCompletedDefault),
+			Failed:    Duration(RetentionFailedDefault),
+			Canceled:  Duration(RetentionCanceledDefault),
+		},
+		Retry: RetryConfig{
+			MaxAttempts: RetryMaxAttemptsDefault,
+			Base:        Duration(RetryBaseDefault),
+			Max:         Duration(RetryMaxDefault),
+		},
+		Defaults: DefaultsConfig{
+			Queue:   DefaultQueueDefault,
+			Timeout: Duration(DefaultTimeoutDefault),
+		},
+		Limits: LimitsConfig{
+			MaxPayload:    MaxPayloadDefault,
+			MaxBatch:      MaxBatchDefault,
+			MaxRequest:    MaxRequestDefault,
+			MaxQueueDepth: MaxQueueDepthDefault,
+			MaxLease:      MaxLeaseDefault,
+			MaxWait:       Duration(MaxWaitDefault),
+		},
+		Handlers: HandlersConfig{
+			Exec: ExecConfig{Enabled: ExecEnabledDefault},
+			HTTP: HTTPConfig{
+				Enabled:   HTTPEnabledDefault,
+				Timeout:   Duration(HTTPTimeoutDefault),
+				MaxResult: HTTPMaxResultDefault,
+			},
+		},
+		Log: LogConfig{Format: LogFormatDefault, Level: LogLevelDefault},
+	}
+}

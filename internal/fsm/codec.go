@@ -1,0 +1,271 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Command encoding (the payload of a WAL record or a raft log entry):
+//
+//	u8 codec version (1) | u8 kind | varint now | kind-specific fields
+//
+// Integers are varints (zig-zag for signed values), strings are a uvarint
+// length and the bytes. docs/wire-format.md has the field lists.
+const codecVersion = 1
+
+// MaxDecodeItems bounds the counts a decoder believes (jobs in an Enqueue,
+// acks, queues), so hostile input cannot make it allocate without limit.
+const MaxDecodeItems = 1 << 20
+
+// AppendCommand appends the encoding of c to dst.
+func AppendCommand(dst []byte, c *Command) []byte {
+	dst = append(dst, codecVersion, byte(c.Kind))
+	dst = binary.AppendVarint(dst, c.Now)
+	switch c.Kind {
+	case KindEnqueue:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Jobs)))
+		for i := range c.Jobs {
+			s := &c.Jobs[i]
+			dst = appendString(dst, s.Queue)
+			dst = appendString(dst, s.Type)
+			dst = appendString(dst, s.Payload)
+			dst = binary.AppendVarint(dst, int64(s.Priority))
+			dst = binary.AppendVarint(dst, s.RunAt)
+			dst = binary.AppendVarint(dst, int64(s.MaxAttempts))
+			dst = binary.AppendVarint(dst, s.Timeout)
+			dst = appendString(dst, s.UniqueKey)
+		}
+	case KindLease:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Queues)))
+		for _, q := range c.Queues {
+			dst = appendString(dst, q)
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(c.Types)))
+		for _, t := range c.Types {
+			dst = appendString(dst, t)
+		}
+		dst = binary.AppendVarint(dst, int64(c.Max))
+		dst = appendString(dst, c.Worker)
+		dst = binary.AppendVarint(dst, c.LeaseFor)
+	case KindAck:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Acks)))
+		for i := range c.Acks {
+			a := &c.Acks[i]
+			dst = binary.AppendUvarint(dst, a.ID)
+			dst = binary.AppendUvarint(dst, a.LeaseID)
+			var flags byte
+			if a.Fail {
+				flags |= 1
+			}
+			if a.Final {
+				flags |= 2
+			}
+			dst = append(dst, flags)
+			if a.Fail {
+				dst = appendString(dst, a.Error)
+				dst = binary.AppendVarint(dst, a.RetryAt)
+			} else {
+				dst = appendString(dst, a.Result)
+			}
+		}
+	case KindHeartbeat:
+		dst = binary.AppendUvarint(dst, c.ID)
+		dst = binary.AppendUvarint(dst, c.LeaseID)
+		dst = binary.AppendVarint(dst, c.LeaseFor)
+	case KindCancel, KindRetry:
+		dst = binary.AppendUvarint(dst, c.ID)
+	case KindTick:
+		dst = binary.AppendVarint(dst, int64(c.Max))
+	case KindPurge:
+		dst = binary.AppendVarint(dst, int64(c.Max))
+		dst = binary.AppendVarint(dst, c.Retention.Completed)
+		dst = binary.AppendVarint(dst, c.Retention.Failed)
+		dst = binary.AppendVarint(dst, c.Retention.Canceled)
+	case KindRecover:
+	}
+	return dst
+}
+
+// DecodeCommand decodes one command. The whole of b must be consumed. Errors
+// wrap ErrCorrupt.
+func DecodeCommand(b []byte) (Command, error) {
+	d := decoder{b: b}
+	var c Command
+	if v := d.byte(); v != codecVersion && d.err == nil {
+		return c, fmt.Errorf("%w: command codec version %d, want %d", ErrCorrupt, v, codecVersion)
+	}
+	c.Kind = Kind(d.byte())
+	c.Now = d.varint()
+	switch c.Kind {
+	case KindEnqueue:
+		n := d.count()
+		if n > 0 {
+			c.Jobs = make([]JobSpec, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			s := &c.Jobs[i]
+			s.Queue = d.string()
+			s.Type = d.string()
+			s.Payload = d.string()
+			s.Priority = d.int32()
+			s.RunAt = d.varint()
+			s.MaxAttempts = d.int()
+			s.Timeout = d.varint()
+			s.UniqueKey = d.string()
+		}
+	case KindLease:
+		n := d.count()
+		if n > 0 {
+			c.Queues = make([]string, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Queues[i] = d.string()
+		}
+		n = d.count()
+		if n > 0 {
+			c.Types = make([]string, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Types[i] = d.string()
+		}
+		c.Max = d.int()
+		c.Worker = d.string()
+		c.LeaseFor = d.varint()
+	case KindAck:
+		n := d.count()
+		if n > 0 {
+			c.Acks = make([]Ack, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			a := &c.Acks[i]
+			a.ID = d.uvarint()
+			a.LeaseID = d.uvarint()
+			flags := d.byte()
+			a.Fail, a.Final = flags&1 != 0, flags&2 != 0
+			if flags&^3 != 0 && d.err == nil {
+				d.err = fmt.Errorf("%w: unknown ack flags %#x", ErrCorrupt, flags)
+			}
+			if a.Fail {
+				a.Error = d.string()
+				a.RetryAt = d.varint()
+			} else {
+				a.Result = d.string()
+			}
+		}
+	case KindHeartbeat:
+		c.ID = d.uvarint()
+		c.LeaseID = d.uvarint()
+		c.LeaseFor = d.varint()
+	case KindCancel, KindRetry:
+		c.ID = d.uvarint()
+	case KindTick:
+		c.Max = d.int()
+	case KindPurge:
+		c.Max = d.int()
+		c.Retention.Completed = d.varint()
+		c.Retention.Failed = d.varint()
+		c.Retention.Canceled = d.varint()
+	case KindRecover:
+	default:
+		if d.err == nil {
+			return c, fmt.Errorf("%w: unknown command kind %d", ErrCorrupt, c.Kind)
+		}
+	}
+	if d.err != nil {
+		return Command{}, d.err
+	}
+	if len(d.b) != 0 {
+		return Command{}, fmt.Errorf("%w: %d trailing bytes after %s command", ErrCorrupt, len(d.b), c.Kind)
+	}
+	return c, nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decoder reads the primitives above from b, remembering the first error;
+// after an error every read returns a zero value.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated or malformed %s", ErrCorrupt, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("byte")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) int32() int32 {
+	v := d.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		d.fail("int32")
+		return 0
+	}
+	return int32(v)
+}
+
+func (d *decoder) int() int {
+	v := d.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		d.fail("int")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) count() int {
+	v := d.uvarint()
+	if v > MaxDecodeItems || v > uint64(len(d.b)) {
+		d.fail("count")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("string")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }

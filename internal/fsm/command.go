@@ -1,0 +1,138 @@
+package fsm
+
+import "time"
+
+// Kind names what a Command does.
+type Kind uint8
+
+const (
+	// KindEnqueue adds Jobs, all or none.
+	KindEnqueue Kind = iota + 1
+	// KindLease hands up to Max runnable jobs of Queues (and of Types, if
+	// given) to Worker.
+	KindLease
+	// KindAck completes or fails leased jobs (one durable write for many
+	// reports). A single complete or fail is an Ack of one.
+	KindAck
+	// KindHeartbeat extends the lease of job ID.
+	KindHeartbeat
+	// KindCancel cancels job ID.
+	KindCancel
+	// KindRetry puts failed, canceled or scheduled job ID back to pending.
+	KindRetry
+	// KindTick promotes due scheduled jobs and expires overdue leases.
+	KindTick
+	// KindPurge drops finished jobs older than their retention.
+	KindPurge
+	// KindRecover returns every in-flight job to the queue. The single-node
+	// replica proposes it after a restart: the workers that held those
+	// leases died with the process.
+	KindRecover
+
+	maxKind = KindRecover
+)
+
+var kindNames = [...]string{"", "enqueue", "lease", "ack", "heartbeat", "cancel", "retry", "tick", "purge", "recover"}
+
+func (k Kind) String() string {
+	if k >= 1 && k <= maxKind {
+		return kindNames[k]
+	}
+	return "kind(?)"
+}
+
+// Limits enforced by the machine itself. Proposers enforce tighter,
+// configurable ones (payload size, batch size) before proposing.
+const (
+	MaxNameLen        = 128
+	MaxUniqueKeyLen   = 256
+	MaxAttemptsLimit  = 65535
+	MaxTimeout        = 7 * 24 * time.Hour
+	MinTimeout        = time.Millisecond
+	DefaultQueue      = "default"
+	DefaultMaxAttempt = 25
+	DefaultTimeout    = 30 * time.Second
+	// LeaseGrace is added to a job's timeout when a Lease does not say how
+	// long the lease lasts: the worker's own deadline fires first.
+	LeaseGrace = 5 * time.Second
+	// MaxErrorLen bounds a stored last_error; longer ones are cut.
+	MaxErrorLen = 4096
+)
+
+// Command is one entry of the log. Now is the proposer's clock (Unix
+// nanoseconds); the remaining fields are read according to Kind.
+type Command struct {
+	Kind Kind
+	Now  int64
+
+	Jobs []JobSpec // Enqueue
+
+	Queues   []string // Lease: queues to take from (empty: all)
+	Types    []string // Lease: job types to take (empty: all)
+	Max      int      // Lease: jobs to hand out; Tick, Purge: jobs to touch at most (0 = no bound)
+	Worker   string   // Lease
+	LeaseFor int64    // Lease, Heartbeat: lease length in ns (Lease: 0 = job timeout + LeaseGrace)
+
+	Acks []Ack // Ack
+
+	ID      uint64 // Heartbeat, Cancel, Retry
+	LeaseID uint64 // Heartbeat
+
+	Retention Retention // Purge
+}
+
+// JobSpec is a job to enqueue. Zero values take defaults: queue "default",
+// 25 attempts, 30 s timeout, run now.
+type JobSpec struct {
+	Queue       string
+	Type        string
+	Payload     string // raw JSON
+	Priority    int32
+	RunAt       int64 // Unix ns; 0 or <= Now: runnable at once
+	MaxAttempts int
+	Timeout     int64 // ns
+	UniqueKey   string
+}
+
+// Ack reports the outcome of one leased attempt.
+type Ack struct {
+	ID      uint64
+	LeaseID uint64
+	Fail    bool
+	Result  string // on success
+	Error   string // on failure
+	// RetryAt is when a failed job runs again if it has attempts left; the
+	// proposer computes it (backoff with jitter). 0 or <= Now: at once.
+	RetryAt int64
+	// Final fails the job now whatever attempts are left.
+	Final bool
+}
+
+// Retention says how long finished jobs are kept, per final state, in ns.
+// Zero keeps that state forever.
+type Retention struct {
+	Completed, Failed, Canceled int64
+}
+
+// Result is what applying a Command produced. Err is a rejection of the whole
+// command (nothing changed); per-job outcomes of Ack are in AckErrs.
+type Result struct {
+	Err error
+
+	Enqueued []EnqueueResult // Enqueue, in the order of Jobs
+	Jobs     []Job           // Lease: the leased jobs; Cancel, Retry, Heartbeat: the job
+	AckErrs  []error         // Ack: nil or a rejection, per Ack entry
+
+	Promoted int // Tick, Lease: scheduled jobs that became pending
+	Expired  int // Tick: leases that expired (requeued or failed)
+	Purged   int // Purge
+	// More is set by Tick and Purge when they stopped at Max with work left.
+	More bool
+}
+
+// EnqueueResult describes one enqueued job.
+type EnqueueResult struct {
+	ID        uint64
+	State     State
+	Duplicate bool // an unfinished job with the same unique key already existed; ID is that job
+}

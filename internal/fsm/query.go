@@ -1,0 +1,117 @@
+package fsm
+
+// Get returns the job with the given id.
+func (m *Machine) Get(id uint64) (Job, bool) {
+	j := m.jobs.get(id)
+	if j == nil {
+		return Job{}, false
+	}
+	return j.view(), true
+}
+
+// Filter selects jobs for List. Zero fields match everything.
+type Filter struct {
+	Queue string
+	State State
+	Type  string
+	After uint64 // cursor: only ids greater than this
+	Limit int    // at most this many (<= 0: 100)
+}
+
+// List returns jobs matching f in id order, and the cursor for the next page
+// (0 when there are no more).
+func (m *Machine) List(f Filter) (jobs []Job, next uint64) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	m.jobs.ascend(f.After+1, func(j *job) bool {
+		if (f.Queue != "" && j.cls.q.name != f.Queue) || (f.State != 0 && j.state != f.State) || (f.Type != "" && j.cls.typ != f.Type) {
+			return true
+		}
+		if len(jobs) == limit {
+			next = jobs[len(jobs)-1].ID
+			return false
+		}
+		jobs = append(jobs, j.view())
+		return true
+	})
+	return jobs, next
+}
+
+// QueueCounts counts the jobs of one queue by state.
+type QueueCounts struct {
+	Queue   string
+	ByState [numStates]int
+}
+
+// Count returns how many jobs of this queue are in state s.
+func (c QueueCounts) Count(s State) int { return c.ByState[s] }
+
+// Counts reports job counts by state overall and per queue (queues sorted by
+// name; queues with no jobs left are omitted).
+func (m *Machine) Counts() (total QueueCounts, queues []QueueCounts) {
+	total.ByState = m.counts
+	for _, q := range m.queueList {
+		if q.counts == ([numStates]int{}) {
+			continue
+		}
+		queues = append(queues, QueueCounts{Queue: q.name, ByState: q.counts})
+	}
+	return total, queues
+}
+
+// Len is the number of jobs held (all states).
+func (m *Machine) Len() int { return m.jobs.count }
+
+// NextDue is the earliest time at which a Tick has work: a scheduled job
+// becomes runnable or a lease expires. ok is false when there is none.
+func (m *Machine) NextDue() (at int64, ok bool) {
+	if j, has := m.scheduled.Min(); has {
+		at, ok = j.runAt, true
+	}
+	if j, has := m.inflight.Min(); has {
+		if d := j.x().leaseDeadline; !ok || d < at {
+			at, ok = d, true
+		}
+	}
+	return at, ok
+}
+
+// NextPurge is the earliest finished_at among finished jobs, per final state
+// (0 when there is none): a purge is worth proposing once it is older than
+// that state's retention.
+func (m *Machine) NextPurge() (completed, failed, canceled int64) {
+	first := func(s State) int64 {
+		if j, ok := m.finished[s].Min(); ok {
+			return j.x().finishedAt
+		}
+		return 0
+	}
+	return first(StateCompleted), first(StateFailed), first(StateCanceled)
+}
+
+// Runnable reports whether a Lease of these queues and types (empty: all)
+// would hand out a job at now: a pending job, or a scheduled one that is due.
+func (m *Machine) Runnable(queues, types []string, now int64) bool {
+	if now < m.now {
+		now = m.now
+	}
+	for _, cl := range m.classesFor(queues, types) {
+		if cl.runnable.Len() > 0 {
+			return true
+		}
+	}
+	due := false
+	m.scheduled.Ascend(func(j *job) bool {
+		if j.runAt > now {
+			return false
+		}
+		if (len(queues) == 0 || contains(queues, j.cls.q.name)) && (len(types) == 0 || contains(types, j.cls.typ)) {
+			due = true
+			return false
+		}
+		return true
+	})
+	return due
+}

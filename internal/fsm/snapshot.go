@@ -1,0 +1,377 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// Snapshot body (version 1), the same bytes for our snapshot files and for
+// raft's FSMSnapshot.Persist:
+//
+//	header  : magic "BVRFSM01" | u32 LE version | u32 LE flags (0)
+//	meta    : uvarint length | now varint, nextID uvarint, nextLease uvarint,
+//	          applied uvarint, jobs uvarint
+//	jobs    : per job in id order: uvarint length | job record
+//	trailer : magic "BVRFSMED" | u64 LE jobs | u32 LE CRC-32C of every byte
+//	          before the trailer
+//
+// docs/wire-format.md lists the job record's fields.
+const (
+	snapMagic        = "BVRFSM01"
+	snapTrailerMagic = "BVRFSMED"
+	snapVersion      = 1
+	maxRecordLen     = 1 << 30
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Snapshot is a point-in-time capture of a Machine. Capturing is cheap; the
+// encoding happens in WriteTo, which may run on another goroutine while the
+// machine keeps applying commands.
+type Snapshot struct {
+	jobs      pageTable
+	now       int64
+	nextID    uint64
+	nextLease uint64
+	applied   uint64
+}
+
+// Capture freezes the current state for a Snapshot. Call it where Apply may be
+// called (under the owner's lock). After it returns, Apply copies a page or a
+// job before changing one the snapshot holds.
+func (m *Machine) Capture() *Snapshot {
+	s := &Snapshot{
+		jobs:      m.jobs.clone(),
+		now:       m.now,
+		nextID:    m.nextID,
+		nextLease: m.nextLease,
+		applied:   m.applied,
+	}
+	m.gen++
+	return s
+}
+
+// Jobs is the number of jobs in the snapshot.
+func (s *Snapshot) Jobs() int { return s.jobs.count }
+
+// WriteTo streams the encoding to w. It is safe to call while the machine
+// that made the snapshot applies commands.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	e := snapEncoder{w: w, crc: 0, buf: make([]byte, 0, 256<<10)}
+	e.raw([]byte(snapMagic))
+	e.buf = binary.LittleEndian.AppendUint32(e.buf, snapVersion)
+	e.buf = binary.LittleEndian.AppendUint32(e.buf, 0)
+	var meta []byte
+	meta = binary.AppendVarint(meta, s.now)
+	meta = binary.AppendUvarint(meta, s.nextID)
+	meta = binary.AppendUvarint(meta, s.nextLease)
+	meta = binary.AppendUvarint(meta, s.applied)
+	meta = binary.AppendUvarint(meta, uint64(s.jobs.count))
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(meta)))
+	e.buf = append(e.buf, meta...)
+
+	var rec []byte
+	n := 0
+	s.jobs.ascend(0, func(j *job) bool {
+		rec = appendJob(rec[:0], j)
+		e.buf = binary.AppendUvarint(e.buf, uint64(len(rec)))
+		e.buf = append(e.buf, rec...)
+		n++
+		if len(e.buf) >= 192<<10 {
+			e.flush()
+		}
+		return e.err == nil
+	})
+	if e.err == nil && n != s.jobs.count {
+		e.err = fmt.Errorf("fsm: snapshot counted %d jobs but holds %d", s.jobs.count, n)
+	}
+	e.flush()
+	if e.err != nil {
+		return e.n, e.err
+	}
+	var tr [20]byte
+	copy(tr[:], snapTrailerMagic)
+	binary.LittleEndian.PutUint64(tr[8:], uint64(n))
+	binary.LittleEndian.PutUint32(tr[16:], e.crc)
+	k, err := w.Write(tr[:])
+	e.n += int64(k)
+	return e.n, err
+}
+
+type snapEncoder struct {
+	w   io.Writer
+	crc uint32
+	buf []byte
+	n   int64
+	err error
+}
+
+func (e *snapEncoder) raw(b []byte) { e.buf = append(e.buf, b...) }
+
+func (e *snapEncoder) flush() {
+	if e.err != nil || len(e.buf) == 0 {
+		return
+	}
+	e.crc = crc32.Update(e.crc, castagnoli, e.buf)
+	k, err := e.w.Write(e.buf)
+	e.n += int64(k)
+	e.err = err
+	e.buf = e.buf[:0]
+}
+
+const (
+	jobHasExt = 1 << iota
+)
+
+func appendJob(dst []byte, j *job) []byte {
+	dst = binary.AppendUvarint(dst, j.id)
+	dst = appendString(dst, j.cls.q.name)
+	dst = appendString(dst, j.cls.typ)
+	dst = appendString(dst, j.payload)
+	dst = binary.AppendVarint(dst, int64(j.priority))
+	dst = append(dst, byte(j.state))
+	dst = binary.AppendUvarint(dst, uint64(j.attempt))
+	dst = binary.AppendUvarint(dst, uint64(j.maxAttempts))
+	dst = binary.AppendUvarint(dst, uint64(j.timeoutMs))
+	dst = binary.AppendVarint(dst, j.runAt)
+	dst = binary.AppendVarint(dst, j.createdAt)
+	if j.ext == nil {
+		return append(dst, 0)
+	}
+	x := j.ext
+	dst = append(dst, jobHasExt)
+	dst = appendString(dst, x.uniqueKey)
+	dst = binary.AppendUvarint(dst, x.leaseID)
+	dst = binary.AppendVarint(dst, x.leaseDeadline)
+	dst = appendString(dst, x.worker)
+	dst = binary.AppendVarint(dst, x.startedAt)
+	dst = binary.AppendVarint(dst, x.finishedAt)
+	dst = appendString(dst, x.lastError)
+	dst = appendString(dst, x.result)
+	return dst
+}
+
+// Restore replaces the machine's state with the snapshot read from r. On error
+// the machine is left empty-or-partial and must be restored again (from an
+// older snapshot, say) or discarded; errors about the bytes wrap ErrCorrupt.
+func (m *Machine) Restore(r io.Reader) error {
+	m.reset()
+	err := m.restore(r)
+	if err != nil {
+		m.reset()
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: snapshot ends early: %v", ErrCorrupt, err)
+		}
+	}
+	return err
+}
+
+func (m *Machine) restore(r io.Reader) error {
+	rd := chunkReader{r: r, buf: make([]byte, 0, 1<<20)}
+	head, err := rd.take(16)
+	if err != nil {
+		return err
+	}
+	if string(head[:8]) != snapMagic {
+		return fmt.Errorf("%w: not a state machine snapshot (magic %q)", ErrCorrupt, head[:8])
+	}
+	if v := binary.LittleEndian.Uint32(head[8:]); v != snapVersion {
+		return fmt.Errorf("%w: snapshot version %d, this build reads %d", ErrCorrupt, v, snapVersion)
+	}
+	meta, err := rd.record()
+	if err != nil {
+		return err
+	}
+	d := decoder{b: meta}
+	m.now = d.varint()
+	m.nextID = d.uvarint()
+	m.nextLease = d.uvarint()
+	m.applied = d.uvarint()
+	count := d.uvarint()
+	if d.err != nil {
+		return d.err
+	}
+	var lastID uint64
+	for i := uint64(0); i < count; i++ {
+		rec, err := rd.record()
+		if err != nil {
+			return fmt.Errorf("job %d of %d: %w", i+1, count, err)
+		}
+		j, err := m.decodeJob(rec)
+		if err != nil {
+			return fmt.Errorf("job %d of %d: %w", i+1, count, err)
+		}
+		if j.id <= lastID || j.id >= m.nextID {
+			return fmt.Errorf("%w: job id %d out of order or beyond next id %d", ErrCorrupt, j.id, m.nextID)
+		}
+		lastID = j.id
+		m.jobs.set(j.id, j, m.gen)
+		m.index(j)
+		if j.ext != nil && j.ext.uniqueKey != "" && !j.state.Final() {
+			m.unique[j.ext.uniqueKey] = j.id
+		}
+	}
+	crc := rd.sum()
+	tr, err := rd.take(20)
+	if err != nil {
+		return err
+	}
+	if string(tr[:8]) != snapTrailerMagic {
+		return fmt.Errorf("%w: snapshot trailer missing", ErrCorrupt)
+	}
+	if n := binary.LittleEndian.Uint64(tr[8:]); n != count {
+		return fmt.Errorf("%w: trailer counts %d jobs, body %d", ErrCorrupt, n, count)
+	}
+	if want := binary.LittleEndian.Uint32(tr[16:]); want != crc {
+		return fmt.Errorf("%w: snapshot checksum %08x, computed %08x", ErrCorrupt, want, crc)
+	}
+	if _, err := rd.take(1); err == nil {
+		return fmt.Errorf("%w: bytes after the snapshot trailer", ErrCorrupt)
+	}
+	return nil
+}
+
+func (m *Machine) decodeJob(rec []byte) (*job, error) {
+	d := decoder{b: rec}
+	j := &job{gen: m.gen}
+	j.id = d.uvarint()
+	qn := d.bytes()
+	tn := d.bytes()
+	if d.err == nil {
+		if !ValidQueueName(string(qn)) || !ValidTypeName(string(tn)) {
+			return nil, fmt.Errorf("%w: job %d: bad queue or type name", ErrCorrupt, j.id)
+		}
+		j.cls = m.classFor(string(qn), string(tn))
+	}
+	j.payload = d.string()
+	j.priority = d.int32()
+	j.state = State(d.byte())
+	attempt := d.uvarint()
+	maxAttempts := d.uvarint()
+	timeout := d.uvarint()
+	j.runAt = d.varint()
+	j.createdAt = d.varint()
+	flags := d.byte()
+	if flags&jobHasExt != 0 {
+		x := &jobExt{}
+		x.uniqueKey = d.string()
+		x.leaseID = d.uvarint()
+		x.leaseDeadline = d.varint()
+		x.worker = d.string()
+		x.startedAt = d.varint()
+		x.finishedAt = d.varint()
+		x.lastError = d.string()
+		x.result = d.string()
+		j.ext = x
+	}
+	switch {
+	case d.err != nil:
+		return nil, d.err
+	case len(d.b) != 0:
+		return nil, fmt.Errorf("%w: job %d: %d trailing bytes", ErrCorrupt, j.id, len(d.b))
+	case j.state < StatePending || j.state > StateCanceled:
+		return nil, fmt.Errorf("%w: job %d: bad state %d", ErrCorrupt, j.id, j.state)
+	case attempt > MaxAttemptsLimit || maxAttempts == 0 || maxAttempts > MaxAttemptsLimit || timeout == 0 || timeout > uint64(MaxTimeout.Milliseconds()):
+		return nil, fmt.Errorf("%w: job %d: attempts or timeout out of range", ErrCorrupt, j.id)
+	case flags&^jobHasExt != 0:
+		return nil, fmt.Errorf("%w: job %d: unknown flags %#x", ErrCorrupt, j.id, flags)
+	case j.state == StateInFlight && (j.ext == nil || j.ext.leaseID == 0):
+		return nil, fmt.Errorf("%w: job %d: in flight without a lease", ErrCorrupt, j.id)
+	}
+	j.attempt, j.maxAttempts, j.timeoutMs = uint16(attempt), uint16(maxAttempts), uint32(timeout)
+	return j, nil
+}
+
+// chunkReader hands out byte ranges of a stream from a large buffer, and
+// checksums everything it hands out.
+type chunkReader struct {
+	r    io.Reader
+	buf  []byte // unread bytes are buf[off:]
+	off  int
+	crc  uint32
+	done int // bytes of buf[:done] already checksummed
+	eof  bool
+}
+
+// take returns the next n bytes; they stay valid until the next call.
+func (c *chunkReader) take(n int) ([]byte, error) {
+	if len(c.buf)-c.off < n {
+		if err := c.fill(n); err != nil {
+			return nil, err
+		}
+	}
+	b := c.buf[c.off : c.off+n]
+	c.off += n
+	return b, nil
+}
+
+func (c *chunkReader) fill(n int) error {
+	c.crc = crc32.Update(c.crc, castagnoli, c.buf[c.done:c.off])
+	c.buf = c.buf[:copy(c.buf[:cap(c.buf)], c.buf[c.off:])]
+	c.off, c.done = 0, 0
+	for len(c.buf) < n {
+		if c.eof {
+			return io.ErrUnexpectedEOF
+		}
+		if len(c.buf) == cap(c.buf) {
+			// grow step by step, so a corrupt length cannot make us
+			// allocate far more than the stream holds
+			nb := make([]byte, len(c.buf), min(n, 2*cap(c.buf)))
+			copy(nb, c.buf)
+			c.buf = nb
+		}
+		k, err := c.r.Read(c.buf[len(c.buf):cap(c.buf)])
+		c.buf = c.buf[:len(c.buf)+k]
+		if err == io.EOF {
+			c.eof = true
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record reads a uvarint length and that many bytes.
+func (c *chunkReader) record() ([]byte, error) {
+	var n uint64
+	for shift := uint(0); ; shift += 7 {
+		b, err := c.take(1)
+		if err != nil {
+			return nil, err
+		}
+		if shift >= 63 {
+			return nil, fmt.Errorf("%w: record length overflows", ErrCorrupt)
+		}
+		n |= uint64(b[0]&0x7f) << shift
+		if b[0] < 0x80 {
+			break
+		}
+	}
+	if n > maxRecordLen {
+		return nil, fmt.Errorf("%w: record of %d bytes", ErrCorrupt, n)
+	}
+	return c.take(int(n))
+}
+
+// sum is the checksum of everything handed out so far.
+func (c *chunkReader) sum() uint32 {
+	c.crc = crc32.Update(c.crc, castagnoli, c.buf[c.done:c.off])
+	c.done = c.off
+	return c.crc
+}
+
+// Digest is a hash of the machine's whole state (its snapshot encoding). Two
+// machines with equal digests hold equal jobs, clocks and counters.
+func (m *Machine) Digest() [32]byte {
+	h := sha256.New()
+	if _, err := m.Capture().WriteTo(h); err != nil {
+		panic(err) // sha256 writes do not fail
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}

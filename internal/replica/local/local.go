@@ -1,0 +1,484 @@
+// Package local is the single-node replica: the state machine driven by our
+// WAL (group commit) and our snapshot files, in one data directory.
+//
+// # Data directory
+//
+//	<dir>/LOCK        flock held while open (a second opener is refused)
+//	<dir>/wal/        WAL segments (package wal)
+//	<dir>/snapshots/  snapshot files (package snapshot)
+//
+// # Recovery
+//
+// Open restores the newest valid snapshot (falling back to older ones when
+// one is corrupt), replays the WAL records after it, and then proposes a
+// Recover command that returns every in-flight job to its queue with its
+// attempt counted: the workers holding those leases died with the process.
+//
+// # Proposals
+//
+// Propose encodes the command and appends it to the WAL. The WAL's writer
+// batches concurrent appends into one write and one fdatasync (group
+// commit); its completion goroutine then calls back, in log order, and the
+// callback applies the command to the machine under the replica's lock and
+// wakes the proposer. A command is therefore applied only once it is durable,
+// and always in log order.
+//
+// # Snapshots
+//
+// A background goroutine takes a snapshot every Options.SnapshotEvery
+// records or SnapshotInterval: it captures the machine under the lock (cheap:
+// copy on write), streams it to a snapshot file without the lock, and then
+// deletes the WAL segments that the oldest kept snapshot covers.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
+	"github.com/beaver-raft/beaver-raft/internal/snapshot"
+	"github.com/beaver-raft/beaver-raft/internal/vfs"
+	"github.com/beaver-raft/beaver-raft/internal/wal"
+)
+
+// recordCommand is the WAL record type of an encoded fsm.Command.
+const recordCommand uint8 = 1
+
+// Defaults of Options.
+const (
+	DefaultSnapshotEvery    = 100_000
+	DefaultSnapshotInterval = 5 * time.Minute
+	DefaultSnapshotKeep     = 2
+)
+
+// Options configure a Replica.
+type Options struct {
+	Dir              string
+	FS               vfs.FS // default vfs.OS
+	Sync             wal.SyncMode
+	SyncInterval     time.Duration
+	SegmentSize      int64
+	SnapshotEvery    uint64        // records between snapshots; default DefaultSnapshotEvery
+	SnapshotInterval time.Duration // at most this long between snapshots while records arrive; default 5m
+	SnapshotKeep     int           // snapshots kept; default 2
+	// NoSnapshotOnClose skips the snapshot Close otherwise takes, which
+	// makes the next start replay nothing.
+	NoSnapshotOnClose bool
+	Logger            *slog.Logger                                 // default discard
+	Clock             func() time.Time                             // default time.Now
+	WALObserver       wal.Observer                                 // optional
+	OnSnapshot        func(d time.Duration, size int64, err error) // optional, called after each snapshot attempt
+	// OnApply, if set, is called after each command proposed through this
+	// replica is applied (not for commands replayed at recovery), under the
+	// replica's lock, in log order. It must be fast and must not call the
+	// replica.
+	OnApply func(m *fsm.Machine, c *fsm.Command, r *fsm.Result)
+}
+
+// Replica is the single-node replica. See the package documentation.
+type Replica struct {
+	opts  Options
+	log   *slog.Logger
+	lock  *dirLock
+	wal   *wal.Log
+	snaps *snapshot.Store
+
+	mu        sync.RWMutex // guards m, applied, changed
+	m         *fsm.Machine
+	applied   uint64 // LSN of the last applied command
+	changed   chan struct{}
+	watched   bool // someone holds changed: close it at the next change
+	sinceSnap atomic.Uint64
+
+	recovery replica.Recovery
+	closed   atomic.Bool
+	closeMu  sync.Mutex
+
+	snapTrigger chan struct{}
+	stop        chan struct{}
+	bg          sync.WaitGroup
+
+	snapMu   sync.Mutex // serialises snapshots; guards snapStat
+	snapStat replica.SnapshotStatus
+}
+
+var _ replica.Replica = (*Replica)(nil)
+
+// Open locks opts.Dir, recovers the state and starts the snapshot loop.
+func Open(opts Options) (*Replica, error) {
+	start := time.Now()
+	if opts.FS == nil {
+		opts.FS = vfs.OS
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.SnapshotEvery == 0 {
+		opts.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if opts.SnapshotInterval == 0 {
+		opts.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if opts.SnapshotKeep == 0 {
+		opts.SnapshotKeep = DefaultSnapshotKeep
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("local replica: no data directory")
+	}
+	if err := opts.FS.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		opts:        opts,
+		log:         opts.Logger,
+		lock:        lock,
+		m:           fsm.New(),
+		changed:     make(chan struct{}),
+		snapTrigger: make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+	}
+	if err := r.recover(); err != nil {
+		r.closeStorage()
+		return nil, err
+	}
+	r.recovery.Duration = time.Since(start)
+	r.log.Info("recovered",
+		"duration", r.recovery.Duration,
+		"snapshot_lsn", r.recovery.SnapshotLSN,
+		"snapshot_jobs", r.recovery.SnapshotJobs,
+		"records_replayed", r.recovery.RecordsReplayed,
+		"requeued", r.recovery.RequeuedJobs,
+		"jobs", r.m.Len())
+	r.bg.Add(1)
+	go r.snapshotLoop()
+	return r, nil
+}
+
+func (r *Replica) recover() error {
+	var err error
+	r.snaps, err = snapshot.Open(filepath.Join(r.opts.Dir, "snapshots"), snapshot.Options{FS: r.opts.FS, Keep: r.opts.SnapshotKeep, Logger: r.log})
+	if err != nil {
+		return err
+	}
+	meta, err := r.snaps.RestoreNewest(func(m snapshot.Meta, body io.Reader) error {
+		if err := r.m.Restore(body); err != nil {
+			r.recovery.SkippedSnapshot = append(r.recovery.SkippedSnapshot, m.Path)
+			if errors.Is(err, fsm.ErrCorrupt) && !errors.Is(err, snapshot.ErrCorrupt) {
+				return fmt.Errorf("%w: %s: %w", snapshot.ErrCorrupt, m.Path, err)
+			}
+			return err
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		r.recovery.SnapshotLSN = meta.LSN
+		r.recovery.SnapshotJobs = r.m.Len()
+		if n := len(r.recovery.SkippedSnapshot); n > 0 && r.recovery.SkippedSnapshot[n-1] == meta.Path {
+			r.recovery.SkippedSnapshot = r.recovery.SkippedSnapshot[:n-1]
+		}
+	case errors.Is(err, snapshot.ErrNoSnapshot):
+		r.m = fsm.New()
+	default:
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	r.applied = r.recovery.SnapshotLSN
+
+	r.wal, err = wal.Open(filepath.Join(r.opts.Dir, "wal"), wal.Options{
+		FS:           r.opts.FS,
+		SegmentSize:  r.opts.SegmentSize,
+		Sync:         r.opts.Sync,
+		SyncInterval: r.opts.SyncInterval,
+		Logger:       r.log,
+		Observer:     r.opts.WALObserver,
+		StartLSN:     r.applied + 1,
+	})
+	if err != nil {
+		return err
+	}
+	wrec := r.wal.Recovery()
+	r.recovery.TornBytes, r.recovery.TornFile = wrec.TornBytes, wrec.TornFile
+	first, last := r.wal.FirstLSN(), r.wal.LastLSN()
+	if first > r.applied+1 {
+		return fmt.Errorf("recover: the WAL starts at LSN %d but the snapshot covers only up to LSN %d: records %d..%d are missing", first, r.applied, r.applied+1, first-1)
+	}
+	if last < r.applied {
+		return fmt.Errorf("recover: the snapshot covers LSN %d but the WAL ends at LSN %d", r.applied, last)
+	}
+	err = r.wal.Replay(r.applied+1, func(lsn uint64, typ uint8, data []byte) error {
+		if typ != recordCommand {
+			return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
+		}
+		c, err := fsm.DecodeCommand(data)
+		if err != nil {
+			return fmt.Errorf("WAL record %d: %w", lsn, err)
+		}
+		r.m.Apply(&c)
+		r.applied = lsn
+		r.recovery.RecordsReplayed++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	r.sinceSnap.Store(r.recovery.RecordsReplayed)
+	var inflight int
+	total, _ := r.m.Counts()
+	inflight = total.Count(fsm.StateInFlight)
+	if inflight > 0 {
+		res, err := r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindRecover, Now: r.opts.Clock().UnixNano()})
+		if err != nil {
+			return fmt.Errorf("requeue in-flight jobs: %w", err)
+		}
+		r.recovery.RequeuedJobs = res.Expired
+	}
+	return nil
+}
+
+// proposal is one Propose waiting for its command to be applied.
+type proposal struct {
+	cmd  *fsm.Command
+	res  fsm.Result
+	err  error
+	done chan struct{}
+}
+
+var proposalPool = sync.Pool{New: func() any { return &proposal{done: make(chan struct{}, 1)} }}
+var encodePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// Propose implements replica.Replica.
+func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, error) {
+	if r.closed.Load() {
+		return fsm.Result{}, replica.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fsm.Result{}, err
+	}
+	bp := encodePool.Get().(*[]byte)
+	*bp = fsm.AppendCommand((*bp)[:0], cmd)
+	p := proposalPool.Get().(*proposal)
+	p.cmd = cmd
+	r.wal.AppendAsync(recordCommand, *bp, func(lsn uint64, err error) { r.applyDurable(p, lsn, err) })
+	if cap(*bp) <= 64<<10 {
+		encodePool.Put(bp)
+	}
+	<-p.done
+	res, err := p.res, p.err
+	*p = proposal{done: p.done}
+	proposalPool.Put(p)
+	return res, err
+}
+
+// applyDurable runs on the WAL's completion goroutine, in LSN order.
+func (r *Replica) applyDurable(p *proposal, lsn uint64, err error) {
+	if err != nil {
+		p.err = err
+		p.done <- struct{}{}
+		return
+	}
+	r.mu.Lock()
+	p.res = r.m.Apply(p.cmd)
+	r.applied = lsn
+	if r.opts.OnApply != nil {
+		r.opts.OnApply(r.m, p.cmd, &p.res)
+	}
+	if r.watched && wakes(p.cmd.Kind) {
+		close(r.changed)
+		r.changed = make(chan struct{})
+		r.watched = false
+	}
+	r.mu.Unlock()
+	p.done <- struct{}{}
+	if r.sinceSnap.Add(1) == r.opts.SnapshotEvery {
+		select {
+		case r.snapTrigger <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func wakes(k fsm.Kind) bool {
+	switch k {
+	case fsm.KindEnqueue, fsm.KindAck, fsm.KindTick, fsm.KindRetry, fsm.KindRecover:
+		return true
+	}
+	return false
+}
+
+// Read implements replica.Replica.
+func (r *Replica) Read(fn func(m *fsm.Machine)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn(r.m)
+}
+
+// Changed implements replica.Replica.
+func (r *Replica) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watched = true
+	return r.changed
+}
+
+// Status implements replica.Replica.
+func (r *Replica) Status() replica.Status {
+	r.mu.RLock()
+	applied := r.applied
+	r.mu.RUnlock()
+	ws := r.wal.Stats()
+	r.snapMu.Lock()
+	ss := r.snapStat
+	r.snapMu.Unlock()
+	st := replica.Status{
+		Role:       "single",
+		AppliedLSN: applied,
+		Recovery:   r.recovery,
+		WAL:        replica.WALStatus{FirstLSN: ws.FirstLSN, LastLSN: ws.LastLSN, Segments: ws.Segments, Bytes: ws.Bytes},
+		Snapshot:   ss,
+	}
+	if err := r.wal.Err(); err != nil {
+		st.Failed = err
+	}
+	return st
+}
+
+// Snapshot takes a snapshot now (it waits for one already running).
+func (r *Replica) Snapshot() error {
+	if r.closed.Load() {
+		return replica.ErrClosed
+	}
+	return r.takeSnapshot()
+}
+
+func (r *Replica) snapshotLoop() {
+	defer r.bg.Done()
+	t := time.NewTicker(r.opts.SnapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.snapTrigger:
+		case <-t.C:
+			if r.sinceSnap.Load() == 0 {
+				continue
+			}
+		}
+		if err := r.takeSnapshot(); err != nil {
+			r.log.Error("snapshot failed", "err", err)
+		}
+	}
+}
+
+func (r *Replica) takeSnapshot() error {
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
+	start := time.Now()
+	r.mu.Lock()
+	lsn := r.applied
+	if lsn == r.snapStat.LastLSN || lsn == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	snap := r.m.Capture()
+	r.sinceSnap.Store(0)
+	r.mu.Unlock()
+
+	size, err := r.writeSnapshot(snap, lsn)
+	d := time.Since(start)
+	if r.opts.OnSnapshot != nil {
+		r.opts.OnSnapshot(d, size, err)
+	}
+	if err != nil {
+		r.snapStat.Failures++
+		r.snapStat.LastError = err.Error()
+		return err
+	}
+	r.snapStat.Taken++
+	r.snapStat.LastLSN, r.snapStat.LastSize, r.snapStat.LastDuration = lsn, size, d
+	r.snapStat.LastTime = r.opts.Clock()
+	r.snapStat.LastError = ""
+	r.log.Info("snapshot taken", "lsn", lsn, "jobs", snap.Jobs(), "bytes", size, "duration", d)
+	return r.truncateWAL()
+}
+
+func (r *Replica) writeSnapshot(snap *fsm.Snapshot, lsn uint64) (int64, error) {
+	// In relaxed sync modes the records the snapshot covers may not be on
+	// disk yet; the WAL must never end before a snapshot it continues.
+	if err := r.wal.Sync(); err != nil {
+		return 0, fmt.Errorf("sync WAL before snapshot: %w", err)
+	}
+	sink, err := r.snaps.Create(lsn, r.opts.Clock())
+	if err != nil {
+		return 0, err
+	}
+	if _, err := snap.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return 0, err
+	}
+	meta, err := sink.Close()
+	if err != nil {
+		return 0, err
+	}
+	return meta.Size, nil
+}
+
+// truncateWAL deletes the segments that every kept snapshot covers, so that
+// falling back to the oldest kept snapshot still finds its WAL.
+func (r *Replica) truncateWAL() error {
+	metas, err := r.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return err
+	}
+	oldest := metas[len(metas)-1].LSN
+	if err := r.wal.TruncateBefore(oldest + 1); err != nil {
+		return fmt.Errorf("truncate WAL before %d: %w", oldest+1, err)
+	}
+	return nil
+}
+
+// Close implements replica.Replica.
+func (r *Replica) Close() error {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.closed.Swap(true) {
+		return nil
+	}
+	close(r.stop)
+	r.bg.Wait()
+	var errs []error
+	if !r.opts.NoSnapshotOnClose && r.wal.Err() == nil && r.sinceSnap.Load() > 0 {
+		if err := r.takeSnapshot(); err != nil {
+			errs = append(errs, fmt.Errorf("snapshot on close: %w", err))
+		}
+	}
+	errs = append(errs, r.closeStorage())
+	return errors.Join(errs...)
+}
+
+func (r *Replica) closeStorage() error {
+	var errs []error
+	if r.wal != nil {
+		errs = append(errs, r.wal.Close())
+	}
+	errs = append(errs, r.lock.release())
+	return errors.Join(errs...)
+}
+
+// Recovery reports what Open did.
+func (r *Replica) Recovery() replica.Recovery { return r.recovery }

@@ -1,0 +1,91 @@
+// Package replica is the seam between the server and the replicated state:
+// everything that changes jobs is a Command proposed here, and everything that
+// reads them goes through Read. The single-node implementation (package
+// local) drives the state machine from our WAL and snapshot files; the
+// cluster implementation drives the same machine from hashicorp/raft.
+package replica
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+)
+
+// Replica is the replicated job state machine.
+//
+// All methods are safe for concurrent use.
+type Replica interface {
+	// Propose makes cmd durable, applies it to the state machine and returns
+	// its result. cmd.Now must be set by the caller (the proposer's clock).
+	// The returned error is a system failure (the log failed, the replica is
+	// closed, not the leader); a rejected command is a Result with Err set.
+	// ctx bounds only the wait to enter the log: once a command is in the
+	// log it is applied, and Propose waits for it.
+	Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, error)
+
+	// Read runs fn with the state machine, which must only be queried
+	// (never applied to) and not retained after fn returns. fn runs under a
+	// read lock: keep it short.
+	Read(fn func(m *fsm.Machine))
+
+	// Changed returns a channel that is closed the next time a command that
+	// may make jobs runnable (an enqueue, an ack, a tick, a retry) is
+	// applied. Long-polling leases wait on it.
+	Changed() <-chan struct{}
+
+	// Status reports figures for status pages and metrics.
+	Status() Status
+
+	// Close stops the replica: it waits for proposals already in the log
+	// and for background work, and releases the data directory.
+	Close() error
+}
+
+// Status describes a replica.
+type Status struct {
+	Role       string // "single", "leader", "follower", "candidate"
+	AppliedLSN uint64
+	Recovery   Recovery
+	WAL        WALStatus
+	Snapshot   SnapshotStatus
+	Failed     error // non-nil once the log has failed: writes are refused
+}
+
+// Recovery describes what opening the replica did.
+type Recovery struct {
+	Duration        time.Duration
+	SnapshotLSN     uint64 // 0 when no snapshot was loaded
+	SnapshotJobs    int
+	RecordsReplayed uint64
+	TornBytes       int64  // bytes of a torn WAL tail that were cut off
+	TornFile        string // the segment they were cut from
+	SkippedSnapshot []string
+	RequeuedJobs    int // in-flight jobs returned to the queue
+}
+
+// WALStatus describes the log.
+type WALStatus struct {
+	FirstLSN, LastLSN uint64
+	Segments          int
+	Bytes             int64
+}
+
+// SnapshotStatus describes snapshots.
+type SnapshotStatus struct {
+	Count        int
+	LastLSN      uint64
+	LastSize     int64
+	LastDuration time.Duration
+	LastTime     time.Time // when the last one was published (zero if never)
+	Taken        uint64    // snapshots taken since start
+	Failures     uint64
+	LastError    string
+}
+
+// Errors of Propose.
+var (
+	// ErrClosed: the replica is closed.
+	ErrClosed = errors.New("replica: closed")
+)
