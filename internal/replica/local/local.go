@@ -37,7 +37,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,11 +154,25 @@ func Open(opts Options) (*Replica, error) {
 		snapTrigger: make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 	}
+	// Nearly everything recovery allocates stays live, so collecting often
+	// only costs time: relax the collector while recovering (unless the
+	// operator set GOGC), then hand the garbage back to the OS.
+	relaxGC := os.Getenv("GOGC") == ""
+	if relaxGC {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	if err := r.recover(); err != nil {
 		r.closeStorage()
 		return nil, err
 	}
 	r.recovery.Duration = time.Since(start)
+	if relaxGC {
+		r.bg.Add(1)
+		go func() {
+			defer r.bg.Done()
+			debug.FreeOSMemory()
+		}()
+	}
 	r.log.Info("recovered",
 		"duration", r.recovery.Duration,
 		"snapshot_lsn", r.recovery.SnapshotLSN,
