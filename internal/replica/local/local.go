@@ -360,6 +360,12 @@ func (r *Replica) Status() replica.Status {
 	r.snapMu.Lock()
 	ss := r.snapStat
 	r.snapMu.Unlock()
+	if metas, err := r.snaps.List(); err == nil {
+		ss.Count = len(metas)
+		if ss.LastLSN == 0 && len(metas) > 0 {
+			ss.LastLSN, ss.LastSize, ss.LastTime = metas[0].LSN, metas[0].Size, metas[0].CreatedAt
+		}
+	}
 	st := replica.Status{
 		Role:       "single",
 		AppliedLSN: applied,

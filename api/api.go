@@ -1,0 +1,342 @@
+// Package api holds the wire types of Beaver-Raft's HTTP API (v1) and its
+// error codes. It has no logic: the server (internal/httpapi) decodes and
+// validates these types, and the Go client (package client) sends them.
+// docs/api.md describes every call with examples.
+//
+// Conventions:
+//
+//   - Job ids and lease ids are decimal strings ("42"): JSON numbers lose
+//     precision above 2^53 in many languages.
+//   - Durations are Go duration strings ("1m30s", "250ms"); times are RFC 3339
+//     strings, in UTC with nanoseconds in responses.
+//   - Payloads and results are any JSON value, passed through as raw JSON.
+//   - Every error is an [Error] body with one of the Code constants and a
+//     status code that fits it.
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Error codes of [ErrorBody.Code], with the HTTP status each one comes with.
+const (
+	// CodeInvalidArgument (400): the request is malformed or a field is not
+	// acceptable. The message names the field ("jobs[3].type is required").
+	CodeInvalidArgument = "invalid_argument"
+	// CodeUnauthorized (401): auth is configured and the request has no
+	// valid "Authorization: Bearer <token>" header.
+	CodeUnauthorized = "unauthorized"
+	// CodeNotFound (404): no job with this id (never existed, or purged
+	// after its retention), or no such route.
+	CodeNotFound = "not_found"
+	// CodeMethodNotAllowed (405): the route exists but not with this method.
+	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeConflict (409): the job is not in a state that allows the call: a
+	// stale or unknown lease, a job that is not in flight, cancel of a
+	// finished job, retry of a job that is not failed, canceled or
+	// scheduled, or a unique key held by another job.
+	CodeConflict = "conflict"
+	// CodePayloadTooLarge (413): a payload, the request body or a batch is
+	// over its limit.
+	CodePayloadTooLarge = "payload_too_large"
+	// CodeUnsupportedMediaType (415): a request body with a Content-Type
+	// other than application/json.
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodeQueueFull (429): the server holds its maximum of unfinished jobs;
+	// retry later (see the Retry-After header).
+	CodeQueueFull = "queue_full"
+	// CodeInternal (500): a bug; the server logs it.
+	CodeInternal = "internal"
+	// CodeUnavailable (503): the server cannot serve now: it is still
+	// recovering, or its log failed, or it is shutting down. The message
+	// says which.
+	CodeUnavailable = "unavailable"
+	// CodeInsufficientStorage (507): the disk is full; nothing was written.
+	CodeInsufficientStorage = "insufficient_storage"
+)
+
+// Job states, as [Job.State] spells them.
+const (
+	StatePending   = "pending"   // runnable now
+	StateScheduled = "scheduled" // waits for run_at (a delay or a retry backoff)
+	StateInFlight  = "in_flight" // leased to a worker
+	StateCompleted = "completed" // final: succeeded
+	StateFailed    = "failed"    // final: the last attempt failed
+	StateCanceled  = "canceled"  // final: canceled
+)
+
+// Error is the body of every error response:
+//
+//	{"error":{"code":"invalid_argument","message":"type is required"}}
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody is an error code (one of the Code constants) and a message for
+// humans.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// EnqueueRequest is the body of POST /v1/jobs, and one element of
+// [BatchRequest.Jobs]. Only Type is required.
+type EnqueueRequest struct {
+	// Queue defaults to the server's default queue ("default"). It must
+	// match [a-zA-Z0-9_.-]{1,128}.
+	Queue string `json:"queue,omitempty"`
+	// Type names the handler that runs the job; [a-zA-Z0-9_.:/-]{1,128}.
+	Type string `json:"type"`
+	// Payload is any JSON value (default null), at most the server's
+	// payload limit (1 MiB by default).
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Priority: higher runs first (default 0), a 32-bit integer.
+	Priority int32 `json:"priority,omitempty"`
+	// RunAt makes the job scheduled until then. At most one of RunAt and
+	// Delay may be given.
+	RunAt time.Time `json:"run_at,omitzero"`
+	// Delay makes the job scheduled for this long, e.g. "5m" (at most
+	// 100 years).
+	Delay string `json:"delay,omitempty"`
+	// MaxAttempts is the number of attempts before the job fails (default
+	// 25, at most 65535).
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Timeout bounds each attempt, e.g. "30s" (the default), between 1ms and
+	// 168h.
+	Timeout string `json:"timeout,omitempty"`
+	// UniqueKey makes the enqueue idempotent: while a job with this key is
+	// not finished, enqueueing the same key returns that job with
+	// Duplicate set. At most 256 bytes.
+	UniqueKey string `json:"unique_key,omitempty"`
+}
+
+// EnqueueResponse answers POST /v1/jobs (201 Created), once the job is
+// durable.
+type EnqueueResponse struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	// Duplicate is set when an unfinished job with the same unique key
+	// already existed: ID and State are that job's, and nothing was added.
+	Duplicate bool `json:"duplicate"`
+}
+
+// BatchRequest is the body of POST /v1/jobs/batch: all the jobs are added in
+// one durable write, or none is (any invalid job rejects the batch with a
+// message naming it, e.g. "jobs[3].type is required").
+type BatchRequest struct {
+	Jobs []EnqueueRequest `json:"jobs"`
+}
+
+// BatchResponse answers POST /v1/jobs/batch (201 Created): the ids of the
+// jobs in request order, and per job whether it was a duplicate of an
+// existing job with the same unique key.
+type BatchResponse struct {
+	IDs        []string `json:"ids"`
+	Duplicates []bool   `json:"duplicates"`
+}
+
+// Job is a job as the server shows it (GET /v1/jobs/{id}, lists, leases and
+// the answers of cancel, retry, complete, fail and heartbeat). Times that
+// are unset are omitted.
+type Job struct {
+	ID          string          `json:"id"`
+	Queue       string          `json:"queue"`
+	Type        string          `json:"type"`
+	Payload     json.RawMessage `json:"payload"`
+	Priority    int32           `json:"priority"`
+	State       string          `json:"state"`
+	Attempt     int             `json:"attempt"` // attempts started so far; the first lease makes it 1
+	MaxAttempts int             `json:"max_attempts"`
+	Timeout     string          `json:"timeout"` // per attempt, a Go duration string
+	UniqueKey   string          `json:"unique_key,omitempty"`
+	// RunAt is when the job became, or becomes, runnable.
+	RunAt     time.Time `json:"run_at,omitzero"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	// StartedAt is the start of the current or the last attempt.
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// LastError is the error of the last failed attempt.
+	LastError string `json:"last_error,omitempty"`
+	// Result is what the completing worker reported (any JSON value).
+	Result json.RawMessage `json:"result,omitempty"`
+	// LeaseID and LeaseDeadline are set while the job is in flight. A
+	// worker quotes the lease id to complete, fail or heartbeat the job.
+	LeaseID       string    `json:"lease_id,omitempty"`
+	LeaseDeadline time.Time `json:"lease_deadline,omitzero"`
+	// Worker is the worker that holds, or held last, the job.
+	Worker string `json:"worker,omitempty"`
+}
+
+// ListResponse answers GET /v1/jobs?queue=&state=&type=&limit=&cursor=:
+// jobs in id order. NextCursor is empty on the last page; otherwise pass it
+// as cursor to get the next one.
+type ListResponse struct {
+	Jobs       []Job  `json:"jobs"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// LeaseRequest is the body of POST /v1/lease: take up to Max runnable jobs
+// for this worker, waiting up to Wait for one to become runnable.
+type LeaseRequest struct {
+	// Queues to take jobs from. When neither Queues nor Types is given,
+	// ["default"].
+	Queues []string `json:"queues,omitempty"`
+	// Types, when given, restricts the lease to jobs of these types (of
+	// any queue if Queues is empty).
+	Types []string `json:"types,omitempty"`
+	// Max is the most jobs to take (default 1, at most the server's
+	// limit, 1000 by default).
+	Max int `json:"max,omitempty"`
+	// Wait is how long to long-poll when nothing is runnable (default "0s":
+	// answer at once; the server caps it at its maximum, 60s by default).
+	Wait string `json:"wait,omitempty"`
+	// Lease is how long the worker holds each job before it is handed to
+	// someone else unless heartbeated (default "30s", at most "168h").
+	Lease string `json:"lease,omitempty"`
+	// Worker names the worker (default: its network address).
+	Worker string `json:"worker,omitempty"`
+}
+
+// LeaseResponse answers POST /v1/lease: the leased jobs, each with its
+// lease_id; empty when the wait expired with nothing runnable.
+type LeaseResponse struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// CompleteRequest is the body of POST /v1/jobs/{id}/complete. The answer
+// is the job after the completion.
+type CompleteRequest struct {
+	LeaseID string `json:"lease_id"`
+	// Result is any JSON value, kept with the job.
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// FailRequest is the body of POST /v1/jobs/{id}/fail. The job is retried
+// (state scheduled) while it has attempts left, else it is failed. The
+// answer is the job after the failure.
+type FailRequest struct {
+	LeaseID string `json:"lease_id"`
+	Error   string `json:"error"`
+	// RetryIn is the delay before the next attempt, e.g. "10s". Default:
+	// the server's exponential backoff with jitter.
+	RetryIn string `json:"retry_in,omitempty"`
+	// Final fails the job now, whatever attempts are left (an error that a
+	// retry cannot fix).
+	Final bool `json:"final,omitempty"`
+}
+
+// HeartbeatRequest is the body of POST /v1/jobs/{id}/heartbeat: the lease
+// now ends Extend from now (default "30s", at most "168h"). The answer is
+// the job with its new lease_deadline.
+type HeartbeatRequest struct {
+	LeaseID string `json:"lease_id"`
+	Extend  string `json:"extend,omitempty"`
+}
+
+// AckRequest is the body of POST /v1/ack: many completions and failures in
+// one durable write.
+type AckRequest struct {
+	Acks []AckItem `json:"acks"`
+}
+
+// AckItem completes (no Error) or fails (Error set, even to "") one leased
+// job.
+type AckItem struct {
+	ID      string `json:"id"`
+	LeaseID string `json:"lease_id"`
+	// Result completes the job with this JSON value.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error fails the attempt with this message. Result and Error are
+	// exclusive.
+	Error *string `json:"error,omitempty"`
+	// RetryIn and Final are as in [FailRequest]; only with Error.
+	RetryIn string `json:"retry_in,omitempty"`
+	Final   bool   `json:"final,omitempty"`
+}
+
+// AckResponse answers POST /v1/ack (200 when the request was valid, even if
+// some acks were rejected): one result per ack, in request order.
+type AckResponse struct {
+	Results []AckResult `json:"results"`
+}
+
+// AckResult is the outcome of one [AckItem]: OK, or the Error the single
+// call would have answered (not_found or conflict).
+type AckResult struct {
+	ID    string     `json:"id"`
+	OK    bool       `json:"ok"`
+	Error *ErrorBody `json:"error,omitempty"`
+}
+
+// StateCounts counts jobs by state.
+type StateCounts struct {
+	Pending   int `json:"pending"`
+	Scheduled int `json:"scheduled"`
+	InFlight  int `json:"in_flight"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	Canceled  int `json:"canceled"`
+}
+
+// Status answers GET /v1/status.
+type Status struct {
+	// Role is "single" for a single-node server; "leader", "follower" or
+	// "candidate" in a cluster.
+	Role    string `json:"role"`
+	Version string `json:"version"`
+	// Uptime is how long this HTTP server has been up, a duration string.
+	Uptime string `json:"uptime"`
+	// AppliedLSN is the log position of the last applied command.
+	AppliedLSN uint64 `json:"applied_lsn"`
+	// Failed is set once the log failed: writes are refused until restart.
+	Failed string `json:"failed,omitempty"`
+	// Jobs counts all jobs held, by state; Queues counts them per queue
+	// (queues with no jobs are omitted).
+	Jobs     StateCounts            `json:"jobs"`
+	Queues   map[string]StateCounts `json:"queues"`
+	WAL      WALStatus              `json:"wal"`
+	Snapshot SnapshotStatus         `json:"snapshot"`
+	Recovery RecoveryStatus         `json:"recovery"`
+}
+
+// WALStatus describes the write-ahead log.
+type WALStatus struct {
+	FirstLSN uint64 `json:"first_lsn"`
+	LastLSN  uint64 `json:"last_lsn"`
+	Segments int    `json:"segments"`
+	Bytes    int64  `json:"bytes"`
+}
+
+// SnapshotStatus describes snapshots.
+type SnapshotStatus struct {
+	Count        int       `json:"count"`
+	LastLSN      uint64    `json:"last_lsn"`
+	LastSize     int64     `json:"last_size"`
+	LastDuration string    `json:"last_duration"`
+	LastTime     time.Time `json:"last_time,omitzero"`
+	Taken        uint64    `json:"taken"` // since start
+	Failures     uint64    `json:"failures"`
+	LastError    string    `json:"last_error,omitempty"`
+}
+
+// RecoveryStatus describes what the last start did to recover the state.
+type RecoveryStatus struct {
+	Duration        string `json:"duration"`
+	SnapshotLSN     uint64 `json:"snapshot_lsn"` // 0 when no snapshot was loaded
+	SnapshotJobs    int    `json:"snapshot_jobs"`
+	RecordsReplayed uint64 `json:"records_replayed"`
+	// TornBytes were cut from the end of TornFile: a write that a crash
+	// interrupted before it was acknowledged.
+	TornBytes        int64    `json:"torn_bytes"`
+	TornFile         string   `json:"torn_file,omitempty"`
+	SkippedSnapshots []string `json:"skipped_snapshots,omitempty"`
+	// Requeued in-flight jobs were returned to their queue: their workers
+	// died with the process.
+	Requeued int `json:"requeued"`
+}
+
+// Health is the body of GET /healthz and GET /readyz.
+type Health struct {
+	Status string `json:"status"` // "ok", "ready", or why not ready
+}

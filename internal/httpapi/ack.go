@@ -1,0 +1,227 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
+)
+
+// POST /v1/jobs/{id}/complete
+func (a *API) complete(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var req api.CompleteRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	leaseID, err := parseID("lease_id", req.LeaseID)
+	if err != nil {
+		return err
+	}
+	ack := fsm.Ack{ID: id, LeaseID: leaseID}
+	if ack.Result, err = a.result("result", req.Result); err != nil {
+		return err
+	}
+	return a.ackOne(w, r, rep, ack)
+}
+
+// POST /v1/jobs/{id}/fail
+func (a *API) fail(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var req api.FailRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	leaseID, err := parseID("lease_id", req.LeaseID)
+	if err != nil {
+		return err
+	}
+	retryIn, err := parseDuration("retry_in", req.RetryIn, -1, MaxDelay)
+	if err != nil {
+		return err
+	}
+	ack := fsm.Ack{ID: id, LeaseID: leaseID, Fail: true, Error: req.Error, Final: req.Final}
+	now := a.clock()
+	a.retryAt(rep, now, []*fsm.Ack{&ack}, []time.Duration{retryIn})
+	return a.ackOneAt(w, r, rep, ack, now)
+}
+
+func (a *API) ackOne(w http.ResponseWriter, r *http.Request, rep replica.Replica, ack fsm.Ack) error {
+	return a.ackOneAt(w, r, rep, ack, a.clock())
+}
+
+// ackOneAt proposes one ack and answers the job as it is after it.
+func (a *API) ackOneAt(w http.ResponseWriter, r *http.Request, rep replica.Replica, ack fsm.Ack, now time.Time) error {
+	res, err := a.propose(r.Context(), rep, &fsm.Command{Kind: fsm.KindAck, Now: now.UnixNano(), Acks: []fsm.Ack{ack}})
+	if err != nil {
+		return err
+	}
+	if res.Err == nil && len(res.AckErrs) == 1 {
+		res.Err = res.AckErrs[0]
+	}
+	if res.Err != nil {
+		return rejection(res.Err, "", ack.ID, ack.LeaseID, stateOf(rep, ack.ID))
+	}
+	var job fsm.Job
+	var ok bool
+	rep.Read(func(m *fsm.Machine) { job, ok = m.Get(ack.ID) })
+	if !ok {
+		// Purged between the ack and this read (a retention of nearly 0).
+		writeJSON(w, http.StatusOK, api.Job{ID: formatID(ack.ID)})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, toJob(&job))
+	return nil
+}
+
+// retryAt sets RetryAt of failing acks: now + retryIn when given (>= 0),
+// else now + the backoff after the job's current attempt.
+func (a *API) retryAt(rep replica.Replica, now time.Time, acks []*fsm.Ack, retryIn []time.Duration) {
+	attempts := make([]int, len(acks))
+	need := false
+	for i := range acks {
+		need = need || retryIn[i] < 0
+	}
+	if need {
+		rep.Read(func(m *fsm.Machine) {
+			for i, ack := range acks {
+				if retryIn[i] < 0 {
+					if j, ok := m.Get(ack.ID); ok {
+						attempts[i] = j.Attempt
+					}
+				}
+			}
+		})
+	}
+	for i, ack := range acks {
+		d := retryIn[i]
+		if d < 0 {
+			d = a.o.Retry.Next(max(attempts[i], 1))
+		}
+		ack.RetryAt = now.Add(d).UnixNano()
+	}
+}
+
+// result checks a completion result: any JSON value, at most MaxPayload
+// bytes. Absent is stored as nothing.
+func (a *API) result(name string, raw json.RawMessage) (string, error) {
+	if n := int64(len(raw)); n > a.o.MaxPayload {
+		return "", tooLargef("%s is %d bytes, more than the limit of %d bytes", name, n, a.o.MaxPayload)
+	}
+	return string(raw), nil
+}
+
+// POST /v1/jobs/{id}/heartbeat
+func (a *API) heartbeat(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var req api.HeartbeatRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	leaseID, err := parseID("lease_id", req.LeaseID)
+	if err != nil {
+		return err
+	}
+	extend, err := parseDuration("extend", req.Extend, DefaultLease, MaxLeaseFor)
+	if err != nil {
+		return err
+	}
+	if extend == 0 {
+		return invalidf("extend must be positive")
+	}
+	res, err := a.propose(r.Context(), rep, &fsm.Command{Kind: fsm.KindHeartbeat, Now: a.clock().UnixNano(), ID: id, LeaseID: leaseID, LeaseFor: int64(extend)})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return rejection(res.Err, "", id, leaseID, stateOf(rep, id))
+	}
+	writeJSON(w, http.StatusOK, toJob(&res.Jobs[0]))
+	return nil
+}
+
+// POST /v1/ack: every ack in one Ack command, one durable write.
+func (a *API) ack(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	var req struct {
+		Acks []json.RawMessage `json:"acks"`
+	}
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	switch n := len(req.Acks); {
+	case n == 0:
+		return invalidf("acks must hold at least one ack")
+	case n > a.o.MaxBatch:
+		return tooLargef("acks holds %d acks, more than the limit of %d per call", n, a.o.MaxBatch)
+	}
+	acks := make([]fsm.Ack, len(req.Acks))
+	var fails []*fsm.Ack
+	var retryIn []time.Duration
+	for i, raw := range req.Acks {
+		prefix := "acks[" + strconv.Itoa(i) + "]"
+		var it api.AckItem
+		if err := decodeStrict(raw, &it, prefix); err != nil {
+			return err
+		}
+		ack := &acks[i]
+		var err error
+		if ack.ID, err = parseID(field(prefix, "id"), it.ID); err != nil {
+			return err
+		}
+		if ack.LeaseID, err = parseID(field(prefix, "lease_id"), it.LeaseID); err != nil {
+			return err
+		}
+		if it.Error == nil {
+			if it.RetryIn != "" || it.Final {
+				return invalidf("%s: retry_in and final go with error (a failure)", prefix)
+			}
+			if ack.Result, err = a.result(field(prefix, "result"), it.Result); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(it.Result) > 0 {
+			return invalidf("%s: result and error are exclusive: give result to complete the job, error to fail it", prefix)
+		}
+		d, err := parseDuration(field(prefix, "retry_in"), it.RetryIn, -1, MaxDelay)
+		if err != nil {
+			return err
+		}
+		ack.Fail, ack.Error, ack.Final = true, *it.Error, it.Final
+		fails = append(fails, ack)
+		retryIn = append(retryIn, d)
+	}
+	now := a.clock()
+	a.retryAt(rep, now, fails, retryIn)
+	res, err := a.propose(r.Context(), rep, &fsm.Command{Kind: fsm.KindAck, Now: now.UnixNano(), Acks: acks})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return rejection(res.Err, "", 0, 0, nil)
+	}
+	out := api.AckResponse{Results: make([]api.AckResult, len(acks))}
+	for i, ack := range acks {
+		out.Results[i] = api.AckResult{ID: formatID(ack.ID), OK: true}
+		if i < len(res.AckErrs) && res.AckErrs[i] != nil {
+			he := rejection(res.AckErrs[i], "", ack.ID, ack.LeaseID, stateOf(rep, ack.ID))
+			out.Results[i].OK = false
+			out.Results[i].Error = &api.ErrorBody{Code: he.code, Message: he.msg}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

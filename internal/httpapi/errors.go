@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"syscall"
+
+	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
+)
+
+// httpError is an error answer: a status, an api code and a message.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+	err    error // the cause, logged with 5xx answers
+
+	retryAfter   int    // seconds, for a Retry-After header (0: none)
+	authenticate string // WWW-Authenticate header of a 401
+	quiet        bool   // a 5xx that is expected (recovering): not logged
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func invalidf(format string, args ...any) *httpError {
+	return &httpError{status: http.StatusBadRequest, code: api.CodeInvalidArgument, msg: fmt.Sprintf(format, args...)}
+}
+
+func tooLargef(format string, args ...any) *httpError {
+	return &httpError{status: http.StatusRequestEntityTooLarge, code: api.CodePayloadTooLarge, msg: fmt.Sprintf(format, args...)}
+}
+
+// field joins a prefix ("jobs[3]") and a field name ("type").
+func field(prefix, name string) string {
+	switch {
+	case prefix == "":
+		return name
+	case name == "":
+		return prefix
+	}
+	return prefix + "." + name
+}
+
+// invalidSpec maps a rejection by fsm.ValidateSpec (or by the machine) to
+// a 400 naming the field: "jobs[3].type is required".
+func invalidSpec(prefix string, e *fsm.InvalidError) *httpError {
+	return invalidf("%s %s", field(prefix, e.Field), e.Msg)
+}
+
+// writeError writes err as a JSON error answer, and logs 5xx answers.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{status: http.StatusInternalServerError, code: api.CodeInternal, msg: "internal error: " + err.Error(), err: err}
+	}
+	if he.status >= 500 && !he.quiet {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", he.status, "code", he.code, "err", errOr(he.err, he.msg))
+	}
+	h := w.Header()
+	if he.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	if he.authenticate != "" {
+		h.Set("WWW-Authenticate", he.authenticate)
+	}
+	writeJSON(w, he.status, api.Error{Error: api.ErrorBody{Code: he.code, Message: he.msg}})
+}
+
+func errOr(err error, msg string) any {
+	if err != nil {
+		return err
+	}
+	return msg
+}
+
+// writeJSON writes v as the JSON body of a status answer.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Our own types always encode; this is a bug.
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(api.Error{Error: api.ErrorBody{Code: api.CodeInternal, Message: "encode answer: " + err.Error()}})
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// systemError maps an error of Propose (the log or the replica failed, not
+// the command) to 507 when the disk is full and 503 otherwise.
+func systemError(err error) *httpError {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return &httpError{status: http.StatusInsufficientStorage, code: api.CodeInsufficientStorage,
+			msg: "insufficient storage: nothing was written: " + err.Error(), err: err}
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
+			msg: "request ended before the command entered the log: " + err.Error(), err: err, quiet: true}
+	case errors.Is(err, replica.ErrClosed):
+		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
+			msg: "the server is shutting down: " + err.Error(), err: err, retryAfter: 1}
+	}
+	return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
+		msg: "unavailable: " + err.Error(), err: err}
+}
+
+// rejection maps a command rejected by the state machine to its answer.
+// id and leaseID name what the command was about; state looks up the
+// job's current state for the message (it may be nil).
+func rejection(err error, prefix string, id, leaseID uint64, state func() string) *httpError {
+	conflict := func(format string, args ...any) *httpError {
+		return &httpError{status: http.StatusConflict, code: api.CodeConflict, msg: fmt.Sprintf(format, args...)}
+	}
+	st := func() string {
+		if state == nil {
+			return "in another state"
+		}
+		return state()
+	}
+	var inv *fsm.InvalidError
+	switch {
+	case errors.As(err, &inv):
+		return invalidSpec(prefix, inv)
+	case errors.Is(err, fsm.ErrNotFound):
+		return &httpError{status: http.StatusNotFound, code: api.CodeNotFound, msg: fmt.Sprintf("job %d not found", id)}
+	case errors.Is(err, fsm.ErrLeaseMismatch):
+		return conflict("lease %d is not the current lease of job %d: the lease expired, or the job was handed to another worker", leaseID, id)
+	case errors.Is(err, fsm.ErrNotInFlight):
+		return conflict("job %d is not in flight (it is %s)", id, st())
+	case errors.Is(err, fsm.ErrFinal):
+		return conflict("job %d is already %s", id, st())
+	case errors.Is(err, fsm.ErrNotRetryable):
+		return conflict("job %d is %s: only failed, canceled or scheduled jobs can be retried", id, st())
+	case errors.Is(err, fsm.ErrUniqueConflict):
+		return conflict("job %d cannot be retried: its unique key is held by another unfinished job", id)
+	}
+	return &httpError{status: http.StatusInternalServerError, code: api.CodeInternal, msg: "unexpected rejection: " + err.Error(), err: err}
+}
+
+// stateOf returns a function that reads job id's state for messages.
+func stateOf(rep replica.Replica, id uint64) func() string {
+	return func() string {
+		s := "gone"
+		rep.Read(func(m *fsm.Machine) {
+			if j, ok := m.Get(id); ok {
+				s = j.State.String()
+			}
+		})
+		return s
+	}
+}

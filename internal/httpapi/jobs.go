@@ -1,0 +1,335 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
+)
+
+// enqueueWire is api.EnqueueRequest as the server decodes it: run_at is
+// kept raw so that a bad time is reported with its field name.
+type enqueueWire struct {
+	api.EnqueueRequest
+	RunAt json.RawMessage `json:"run_at"`
+}
+
+// POST /v1/jobs
+func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	var req enqueueWire
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	now := a.clock()
+	spec, err := a.spec(&req, now, "", 0)
+	if err != nil {
+		return err
+	}
+	if err := a.checkDepth(rep, 1); err != nil {
+		return err
+	}
+	res, err := a.propose(r.Context(), rep, &fsm.Command{Kind: fsm.KindEnqueue, Now: now.UnixNano(), Jobs: []fsm.JobSpec{spec}})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return rejection(res.Err, "", 0, 0, nil)
+	}
+	e := res.Enqueued[0]
+	writeJSON(w, http.StatusCreated, api.EnqueueResponse{ID: formatID(e.ID), State: e.State.String(), Duplicate: e.Duplicate})
+	return nil
+}
+
+// POST /v1/jobs/batch
+func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	var req struct {
+		Jobs []json.RawMessage `json:"jobs"`
+	}
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	switch n := len(req.Jobs); {
+	case n == 0:
+		return invalidf("jobs must hold at least one job")
+	case n > a.o.MaxBatch:
+		return tooLargef("jobs holds %d jobs, more than the limit of %d per batch", n, a.o.MaxBatch)
+	}
+	now := a.clock()
+	specs := make([]fsm.JobSpec, len(req.Jobs))
+	for i, raw := range req.Jobs {
+		prefix := "jobs[" + strconv.Itoa(i) + "]"
+		var jr enqueueWire
+		if err := decodeStrict(raw, &jr, prefix); err != nil {
+			return err
+		}
+		var err error
+		if specs[i], err = a.spec(&jr, now, prefix, i); err != nil {
+			return err
+		}
+	}
+	if err := a.checkDepth(rep, len(specs)); err != nil {
+		return err
+	}
+	res, err := a.propose(r.Context(), rep, &fsm.Command{Kind: fsm.KindEnqueue, Now: now.UnixNano(), Jobs: specs})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		prefix := ""
+		if inv, ok := res.Err.(*fsm.InvalidError); ok && inv.Field != "jobs" {
+			prefix = "jobs[" + strconv.Itoa(inv.Index) + "]"
+		}
+		return rejection(res.Err, prefix, 0, 0, nil)
+	}
+	out := api.BatchResponse{IDs: make([]string, len(res.Enqueued)), Duplicates: make([]bool, len(res.Enqueued))}
+	for i, e := range res.Enqueued {
+		out.IDs[i], out.Duplicates[i] = formatID(e.ID), e.Duplicate
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// spec turns one enqueue request into a JobSpec with the configured
+// defaults, checked as the machine will check it. prefix names the job in
+// messages ("jobs[3]"), index in the machine's own errors.
+func (a *API) spec(req *enqueueWire, now time.Time, prefix string, index int) (fsm.JobSpec, error) {
+	s := fsm.JobSpec{
+		Queue:       req.Queue,
+		Type:        req.Type,
+		Payload:     "null",
+		Priority:    req.Priority,
+		MaxAttempts: req.MaxAttempts,
+		UniqueKey:   req.UniqueKey,
+	}
+	if s.Queue == "" {
+		s.Queue = a.o.DefaultQueue
+	}
+	if s.MaxAttempts == 0 {
+		s.MaxAttempts = a.o.DefaultMaxAttempts
+	}
+	if n := int64(len(req.Payload)); n > a.o.MaxPayload {
+		return s, tooLargef("%s is %d bytes, more than the limit of %d bytes", field(prefix, "payload"), n, a.o.MaxPayload)
+	} else if n > 0 {
+		s.Payload = string(req.Payload)
+	}
+	hasRunAt := len(req.RunAt) > 0 && string(req.RunAt) != "null"
+	if hasRunAt && req.Delay != "" {
+		return s, invalidf("%s and %s are exclusive: give one of them", field(prefix, "run_at"), field(prefix, "delay"))
+	}
+	if hasRunAt {
+		var str string
+		if err := json.Unmarshal(req.RunAt, &str); err != nil {
+			return s, invalidf("%s: expected an RFC 3339 time string, got %s", field(prefix, "run_at"), req.RunAt)
+		}
+		t, err := time.Parse(time.RFC3339Nano, str)
+		if err != nil {
+			return s, invalidf("%s: %v", field(prefix, "run_at"), err)
+		}
+		if t.Year() < 1970 || t.Year() > 2261 {
+			return s, invalidf("%s must be between the years 1970 and 2261", field(prefix, "run_at"))
+		}
+		s.RunAt = t.UnixNano()
+	}
+	delay, err := parseDuration(field(prefix, "delay"), req.Delay, 0, MaxDelay)
+	if err != nil {
+		return s, err
+	}
+	if delay > 0 {
+		s.RunAt = now.Add(delay).UnixNano()
+	}
+	timeout, err := parseDuration(field(prefix, "timeout"), req.Timeout, a.o.DefaultTimeout, MaxDelay)
+	if err != nil {
+		return s, err
+	}
+	if timeout == 0 {
+		timeout = a.o.DefaultTimeout
+	}
+	s.Timeout = int64(timeout)
+	if err := fsm.ValidateSpec(index, &s); err != nil {
+		if inv, ok := err.(*fsm.InvalidError); ok {
+			return s, invalidSpec(prefix, inv)
+		}
+		return s, err
+	}
+	return s, nil
+}
+
+// checkDepth answers 429 when adding n jobs would exceed MaxQueueDepth
+// unfinished jobs.
+func (a *API) checkDepth(rep replica.Replica, n int) error {
+	if a.o.MaxQueueDepth < 0 {
+		return nil
+	}
+	var depth int
+	rep.Read(func(m *fsm.Machine) {
+		t, _ := m.Counts()
+		depth = t.Count(fsm.StatePending) + t.Count(fsm.StateScheduled) + t.Count(fsm.StateInFlight)
+	})
+	if depth+n > a.o.MaxQueueDepth {
+		return &httpError{status: http.StatusTooManyRequests, code: api.CodeQueueFull, retryAfter: 1,
+			msg: fmt.Sprintf("queue full: the server holds %d unfinished jobs and its limit is %d; retry later", depth, a.o.MaxQueueDepth)}
+	}
+	return nil
+}
+
+// propose stamps nothing (the caller set cmd.Now) and maps a system failure
+// of the replica to its answer.
+func (a *API) propose(ctx context.Context, rep replica.Replica, cmd *fsm.Command) (fsm.Result, error) {
+	res, err := rep.Propose(ctx, cmd)
+	if err != nil {
+		return res, systemError(err)
+	}
+	return res, nil
+}
+
+// GET /v1/jobs/{id}
+func (a *API) get(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var job fsm.Job
+	var ok bool
+	rep.Read(func(m *fsm.Machine) { job, ok = m.Get(id) })
+	if !ok {
+		return rejection(fsm.ErrNotFound, "", id, 0, nil)
+	}
+	writeJSON(w, http.StatusOK, toJob(&job))
+	return nil
+}
+
+// GET /v1/jobs?queue=&state=&type=&limit=&cursor=
+func (a *API) list(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "queue", "state", "type", "limit", "cursor":
+		default:
+			return invalidf("unknown query parameter %q (known: queue, state, type, limit, cursor)", k)
+		}
+	}
+	f := fsm.Filter{Queue: q.Get("queue"), Type: q.Get("type"), Limit: DefaultListLimit}
+	if f.Queue != "" && !fsm.ValidQueueName(f.Queue) {
+		return invalidf("queue must match [a-zA-Z0-9_.-]{1,128}")
+	}
+	if s := q.Get("state"); s != "" {
+		st, ok := fsm.ParseState(s)
+		if !ok {
+			names := make([]string, 0, 6)
+			for _, s := range fsm.States() {
+				names = append(names, s.String())
+			}
+			return invalidf("state must be one of %s, not %q", strings.Join(names, ", "), s)
+		}
+		f.State = st
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxListLimit {
+			return invalidf("limit must be an integer between 1 and %d, not %q", MaxListLimit, s)
+		}
+		f.Limit = n
+	}
+	var err error
+	if f.After, err = decodeCursor(q.Get("cursor")); err != nil {
+		return err
+	}
+	var jobs []fsm.Job
+	var next uint64
+	rep.Read(func(m *fsm.Machine) { jobs, next = m.List(f) })
+	out := api.ListResponse{Jobs: make([]api.Job, len(jobs)), NextCursor: encodeCursor(next)}
+	for i := range jobs {
+		out.Jobs[i] = toJob(&jobs[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// POST /v1/jobs/{id}/cancel
+func (a *API) cancel(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	return a.jobCommand(w, r, rep, fsm.KindCancel)
+}
+
+// POST /v1/jobs/{id}/retry
+func (a *API) retry(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	return a.jobCommand(w, r, rep, fsm.KindRetry)
+}
+
+// jobCommand proposes a Cancel or Retry of the job {id} and answers the job
+// after it. The body may be empty or {}.
+func (a *API) jobCommand(w http.ResponseWriter, r *http.Request, rep replica.Replica, kind fsm.Kind) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var body struct{}
+	if err := a.decodeOptionalBody(w, r, &body); err != nil {
+		return err
+	}
+	res, err := a.propose(r.Context(), rep, &fsm.Command{Kind: kind, Now: a.clock().UnixNano(), ID: id})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return rejection(res.Err, "", id, 0, stateOf(rep, id))
+	}
+	writeJSON(w, http.StatusOK, toJob(&res.Jobs[0]))
+	return nil
+}
+
+// toJob renders a job for the wire.
+func toJob(j *fsm.Job) api.Job {
+	out := api.Job{
+		ID:            formatID(j.ID),
+		Queue:         j.Queue,
+		Type:          j.Type,
+		Payload:       rawJSON(j.Payload, "null"),
+		Priority:      j.Priority,
+		State:         j.State.String(),
+		Attempt:       j.Attempt,
+		MaxAttempts:   j.MaxAttempts,
+		Timeout:       time.Duration(j.Timeout).String(),
+		UniqueKey:     j.UniqueKey,
+		RunAt:         wireTime(j.RunAt),
+		CreatedAt:     wireTime(j.CreatedAt),
+		StartedAt:     wireTime(j.StartedAt),
+		FinishedAt:    wireTime(j.FinishedAt),
+		LastError:     j.LastError,
+		Result:        rawJSON(j.Result, ""),
+		LeaseID:       formatID(j.LeaseID),
+		LeaseDeadline: wireTime(j.LeaseDeadline),
+		Worker:        j.Worker,
+	}
+	return out
+}
+
+// rawJSON passes stored JSON through. Empty gives def (omitted when ""),
+// and bytes that are not JSON (written by some other proposer) are sent as
+// a JSON string rather than breaking the whole answer.
+func rawJSON(s, def string) json.RawMessage {
+	if s == "" {
+		if def == "" {
+			return nil
+		}
+		return json.RawMessage(def)
+	}
+	if !json.Valid([]byte(s)) {
+		b, _ := json.Marshal(s)
+		return b
+	}
+	return json.RawMessage(s)
+}
+
+func wireTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}

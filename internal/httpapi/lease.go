@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
+)
+
+// leaseParams is a validated lease request.
+type leaseParams struct {
+	queues, types []string
+	max           int
+	wait, lease   time.Duration
+	worker        string
+}
+
+func (a *API) leaseParams(r *http.Request, req *api.LeaseRequest) (leaseParams, error) {
+	p := leaseParams{queues: req.Queues, types: req.Types, max: req.Max, worker: req.Worker}
+	if len(p.queues) == 0 && len(p.types) == 0 {
+		p.queues = []string{a.o.DefaultQueue}
+	}
+	for i, q := range p.queues {
+		if !fsm.ValidQueueName(q) {
+			return p, invalidf("queues[%d] must match [a-zA-Z0-9_.-]{1,128}", i)
+		}
+	}
+	for i, t := range p.types {
+		if !fsm.ValidTypeName(t) {
+			return p, invalidf("types[%d] must match [a-zA-Z0-9_.:/-]{1,128}", i)
+		}
+	}
+	if p.max == 0 {
+		p.max = 1
+	}
+	if p.max < 1 || p.max > a.o.MaxLease {
+		return p, invalidf("max must be between 1 and %d", a.o.MaxLease)
+	}
+	var err error
+	if p.wait, err = parseDuration("wait", req.Wait, 0, MaxDelay); err != nil {
+		return p, err
+	}
+	p.wait = min(p.wait, a.o.MaxWait)
+	if p.lease, err = parseDuration("lease", req.Lease, DefaultLease, MaxLeaseFor); err != nil {
+		return p, err
+	}
+	if p.lease == 0 {
+		return p, invalidf("lease must be positive")
+	}
+	if p.worker == "" {
+		p.worker = r.RemoteAddr
+	}
+	if len(p.worker) > MaxWorkerName {
+		return p, invalidf("worker is longer than %d bytes", MaxWorkerName)
+	}
+	return p, nil
+}
+
+// POST /v1/lease
+//
+// The loop proposes a Lease only when a read of the machine shows a
+// runnable job, so an idle long poll writes nothing to the log. Otherwise
+// it waits for the replica's Changed channel (taken before the read, so no
+// change is missed), for the next scheduled job to become due, for the end
+// of the wait, or for the request context to end.
+func (a *API) lease(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
+	var req api.LeaseRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	p, err := a.leaseParams(r, &req)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	deadline := time.Now().Add(p.wait)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		changed := rep.Changed()
+		now := a.clock()
+		var runnable, hasDue bool
+		var due int64
+		rep.Read(func(m *fsm.Machine) {
+			runnable = m.Runnable(p.queues, p.types, now.UnixNano())
+			if !runnable {
+				due, hasDue = m.NextDue()
+			}
+		})
+		if runnable {
+			res, err := a.propose(ctx, rep, &fsm.Command{
+				Kind: fsm.KindLease, Now: now.UnixNano(),
+				Queues: p.queues, Types: p.types, Max: p.max, Worker: p.worker, LeaseFor: int64(p.lease),
+			})
+			if err != nil {
+				return err
+			}
+			if res.Err != nil {
+				return rejection(res.Err, "", 0, 0, nil)
+			}
+			if len(res.Jobs) > 0 {
+				out := api.LeaseResponse{Jobs: make([]api.Job, len(res.Jobs))}
+				for i := range res.Jobs {
+					out.Jobs[i] = toJob(&res.Jobs[i])
+				}
+				writeJSON(w, http.StatusOK, out)
+				return nil
+			}
+			if res.Promoted > 0 {
+				continue // it promoted due jobs of other queues first: look again
+			}
+			// Another worker took the job between the read and the lease.
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		if hasDue {
+			// A due time in the past is an expired lease or a job that a
+			// Tick has yet to promote: the Tick closes changed.
+			if d := time.Duration(due - now.UnixNano()); d > 0 && d < wait {
+				wait = d
+			}
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+			// The client left, or the server is stopping (BaseContext).
+			writeJSON(w, http.StatusOK, api.LeaseResponse{Jobs: []api.Job{}})
+			return nil
+		}
+	}
+	writeJSON(w, http.StatusOK, api.LeaseResponse{Jobs: []api.Job{}})
+	return nil
+}

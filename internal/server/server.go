@@ -1,0 +1,348 @@
+// Package server composes Beaver-Raft: the replica, the scheduler loops, the
+// worker pool, the HTTP API and the metrics listener.
+//
+// # Start order
+//
+//  1. Both listeners open first, so /healthz answers and /readyz says 503
+//     while recovery runs.
+//  2. The replica opens the data directory and recovers.
+//  3. The API starts serving /v1; the scheduler and the worker pool start.
+//
+// # Shutdown order (on context cancel: SIGINT or SIGTERM)
+//
+//  1. The API stops accepting requests; long polls return at once.
+//  2. The worker pool stops leasing and waits up to shutdown_timeout for
+//     running jobs (what is still running then returns to the queue on the
+//     next start).
+//  3. The scheduler loops stop.
+//  4. The replica closes: it takes a snapshot so the next start is quick,
+//     and releases the data directory.
+//  5. The metrics listener closes.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/beaver-raft/beaver-raft/internal/backoff"
+	"github.com/beaver-raft/beaver-raft/internal/config"
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/handlers"
+	"github.com/beaver-raft/beaver-raft/internal/httpapi"
+	"github.com/beaver-raft/beaver-raft/internal/metrics"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
+	"github.com/beaver-raft/beaver-raft/internal/replica/local"
+	"github.com/beaver-raft/beaver-raft/internal/scheduler"
+	"github.com/beaver-raft/beaver-raft/internal/wal"
+	"github.com/beaver-raft/beaver-raft/internal/worker"
+)
+
+// Options configure a Server.
+type Options struct {
+	Config config.Config
+	// Handlers are added to the built-in ones (and replace a built-in of the
+	// same type): the Go handlers of a program that embeds the server.
+	Handlers map[string]handlers.Handler
+	Logger   *slog.Logger
+	// Registry receives the metrics; default a new registry with the Go and
+	// process collectors.
+	Registry *prometheus.Registry
+	Version  string
+	Clock    func() time.Time
+}
+
+// Server is one Beaver-Raft node. Create it with New and start it with Run.
+type Server struct {
+	o   Options
+	cfg config.Config
+	log *slog.Logger
+	met *metrics.Metrics
+	reg *prometheus.Registry
+	api *httpapi.API
+
+	rep     atomic.Pointer[local.Replica]
+	ready   chan struct{}
+	started time.Time
+
+	mu               sync.Mutex
+	apiAddr, metAddr net.Addr
+	listening        chan struct{}
+	handlerTypes     []string
+}
+
+// New checks the configuration and prepares a server; it opens nothing.
+func New(o Options) (*Server, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{o: o, cfg: o.Config, log: o.Logger, reg: reg, ready: make(chan struct{}), listening: make(chan struct{})}
+	s.met = metrics.New(reg)
+	reg.MustRegister(metrics.NewStateCollector(func() replica.Replica {
+		if r := s.rep.Load(); r != nil {
+			return r
+		}
+		return nil
+	}))
+	c := s.cfg
+	s.api = httpapi.New(httpapi.Options{
+		Clock:              o.Clock,
+		Logger:             o.Logger,
+		Tokens:             c.Auth.Tokens,
+		MaxPayload:         int64(c.Limits.MaxPayload),
+		MaxRequest:         int64(c.Limits.MaxRequest),
+		MaxBatch:           c.Limits.MaxBatch,
+		MaxQueueDepth:      c.Limits.MaxQueueDepth,
+		MaxLease:           c.Limits.MaxLease,
+		MaxWait:            c.Limits.MaxWait.Duration(),
+		DefaultQueue:       c.Defaults.Queue,
+		DefaultMaxAttempts: c.Retry.MaxAttempts,
+		DefaultTimeout:     c.Defaults.Timeout.Duration(),
+		Retry:              backoff.Policy{Base: c.Retry.Base.Duration(), Max: c.Retry.Max.Duration()},
+		Version:            o.Version,
+		Instrument:         s.met.Instrument,
+	})
+	return s, nil
+}
+
+// Ready is closed once recovery has finished and the server serves.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Listening is closed once both listeners are open (Addr works).
+func (s *Server) Listening() <-chan struct{} { return s.listening }
+
+// Addr is the API listener's address (after Listening).
+func (s *Server) Addr() net.Addr { s.mu.Lock(); defer s.mu.Unlock(); return s.apiAddr }
+
+// MetricsAddr is the metrics listener's address (after Listening).
+func (s *Server) MetricsAddr() net.Addr { s.mu.Lock(); defer s.mu.Unlock(); return s.metAddr }
+
+// Replica is the server's replica once Ready, else nil.
+func (s *Server) Replica() replica.Replica {
+	if r := s.rep.Load(); r != nil {
+		return r
+	}
+	return nil
+}
+
+// HandlerTypes lists the job types the in-process workers run.
+func (s *Server) HandlerTypes() []string { return s.handlerTypes }
+
+// Run serves until ctx is canceled, then shuts down in the documented order.
+// It returns an error if the server cannot start or fails while running.
+func (s *Server) Run(ctx context.Context) error {
+	s.started = time.Now()
+	c := s.cfg
+	apiLn, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	metLn, err := net.Listen("tcp", c.MetricsListen)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("metrics listen on %s: %w", c.MetricsListen, err)
+	}
+	s.mu.Lock()
+	s.apiAddr, s.metAddr = apiLn.Addr(), metLn.Addr()
+	s.mu.Unlock()
+	close(s.listening)
+
+	// requests see reqCtx: canceled when shutdown begins, so long polls end
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	apiSrv := &http.Server{
+		Handler:           s.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	metSrv := &http.Server{
+		Handler:           s.metricsMux(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 2)
+	var serving sync.WaitGroup
+	for _, p := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{apiSrv, apiLn}, {metSrv, metLn}} {
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+	}
+	stopHTTP := func() {
+		cancelRequests()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		apiSrv.Shutdown(sctx)
+		metSrv.Shutdown(sctx)
+		serving.Wait()
+	}
+	s.log.Info("starting", "version", s.o.Version, "data_dir", c.DataDir, "listen", apiLn.Addr().String(), "metrics_listen", metLn.Addr().String())
+
+	rep, err := s.openReplica()
+	if err != nil {
+		stopHTTP()
+		return err
+	}
+	hs := handlers.Builtins(c.Handlers)
+	for t, h := range s.o.Handlers {
+		hs[t] = h
+	}
+	pool := worker.New(worker.Options{
+		Replica:      rep,
+		Handlers:     hs,
+		Workers:      c.Workers,
+		Retry:        backoff.Policy{Base: c.Retry.Base.Duration(), Max: c.Retry.Max.Duration()},
+		DrainTimeout: c.ShutdownTimeout.Duration(),
+		Clock:        s.o.Clock,
+		Logger:       s.log,
+		Observer:     s.met,
+	})
+	s.handlerTypes = pool.Types()
+	s.rep.Store(rep)
+	s.api.SetReplica(rep)
+	rec := rep.Recovery()
+	var jobs int
+	rep.Read(func(m *fsm.Machine) { jobs = m.Len() })
+	s.log.Info("ready",
+		"recovery", rec.Duration.Round(time.Microsecond).String(),
+		"jobs_recovered", jobs,
+		"snapshot_jobs", rec.SnapshotJobs,
+		"records_replayed", rec.RecordsReplayed,
+		"requeued_in_flight", rec.RequeuedJobs,
+		"api", "http://"+apiLn.Addr().String(),
+		"metrics", "http://"+metLn.Addr().String()+"/metrics",
+		"workers", c.Workers,
+		"handlers", fmt.Sprint(s.handlerTypes))
+	close(s.ready)
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	sched := scheduler.New(scheduler.Options{
+		Replica: rep,
+		Retention: fsm.Retention{
+			Completed: int64(c.Retention.Completed.Duration()),
+			Failed:    int64(c.Retention.Failed.Duration()),
+			Canceled:  int64(c.Retention.Canceled.Duration()),
+		},
+		Clock:  s.o.Clock,
+		Logger: s.log,
+	})
+	poolCtx, stopPool := context.WithCancel(runCtx)
+	defer stopPool()
+	poolErr := make(chan error, 1)
+	go func() { poolErr <- pool.Run(poolCtx) }()
+	schedCtx, stopSched := context.WithCancel(runCtx)
+	defer stopSched()
+	schedDone := make(chan struct{})
+	go func() { sched.Run(schedCtx); close(schedDone) }()
+
+	var runErr error
+	poolStopped := false
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "drain_timeout", c.ShutdownTimeout.Duration().String())
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-poolErr:
+		poolStopped = true
+		runErr = err
+	}
+	// 1. API
+	cancelRequests()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	apiSrv.Shutdown(sctx)
+	cancel()
+	// 2. pool (drains up to shutdown_timeout)
+	stopPool()
+	if !poolStopped {
+		if err := <-poolErr; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	// 3. scheduler
+	stopSched()
+	<-schedDone
+	// 4. replica
+	s.rep.Store(nil)
+	if err := rep.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("close: %w", err)
+	}
+	// 5. metrics
+	stopHTTP()
+	s.log.Info("stopped")
+	return runErr
+}
+
+func (s *Server) openReplica() (*local.Replica, error) {
+	c := s.cfg
+	mode, err := wal.ParseSyncMode(string(c.Sync))
+	if err != nil {
+		return nil, err
+	}
+	return local.Open(local.Options{
+		Dir:              c.DataDir,
+		Sync:             mode,
+		SyncInterval:     c.SyncInterval.Duration(),
+		SegmentSize:      int64(c.WAL.SegmentSize),
+		SnapshotEvery:    uint64(c.Snapshot.EveryRecords),
+		SnapshotInterval: c.Snapshot.Interval.Duration(),
+		SnapshotKeep:     c.Snapshot.Keep,
+		Logger:           s.log,
+		Clock:            s.o.Clock,
+		WALObserver:      s.met,
+		OnSnapshot:       s.met.ObserveSnapshot,
+		OnApply:          s.met.Applied,
+	})
+}
+
+func (s *Server) metricsMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.rep.Load() == nil {
+			http.Error(w, "recovering\n", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Uptime is how long the server has been running.
+func (s *Server) Uptime() time.Duration { return time.Since(s.started) }
