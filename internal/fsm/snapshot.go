@@ -242,10 +242,17 @@ func (m *Machine) decodeJob(rec []byte) (*job, error) {
 	qn := d.bytes()
 	tn := d.bytes()
 	if d.err == nil {
-		if !ValidQueueName(string(qn)) || !ValidTypeName(string(tn)) {
-			return nil, fmt.Errorf("%w: job %d: bad queue or type name", ErrCorrupt, j.id)
+		// consecutive jobs mostly share a class: skip the map lookup (and
+		// the key strings it would allocate) when this one does too
+		if c := m.lastClass; c != nil && string(qn) == c.q.name && string(tn) == c.typ {
+			j.cls = c
+		} else {
+			if !ValidQueueName(string(qn)) || !ValidTypeName(string(tn)) {
+				return nil, fmt.Errorf("%w: job %d: bad queue or type name", ErrCorrupt, j.id)
+			}
+			j.cls = m.classFor(string(qn), string(tn))
+			m.lastClass = j.cls
 		}
-		j.cls = m.classFor(string(qn), string(tn))
 	}
 	j.payload = d.string()
 	j.priority = d.int32()
