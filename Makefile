@@ -3,7 +3,7 @@ GO ?= go
 BENCHTIME ?= 1x
 COUNT ?= 5
 
-.PHONY: all build test test-short race-extended bench fuzz crash-extended clean
+.PHONY: all build test test-short bench fuzz crash-extended demo clean
 
 all: build
 
@@ -36,3 +36,7 @@ crash-extended:
 
 clean:
 	rm -rf bin
+
+# The README tour end to end (build, enqueue, kill -9, restart, nothing lost).
+demo:
+	bash scripts/demo.sh

@@ -469,3 +469,14 @@ func TestLeaseByType(t *testing.T) {
 		t.Fatal("Runnable by type")
 	}
 }
+
+func TestTotalsAndUnfinished(t *testing.T) {
+	m := New()
+	apply(t, m, enq(sec, JobSpec{Type: "t"}, JobSpec{Type: "t", RunAt: 9 * sec}, JobSpec{Type: "t"}))
+	leaseOne(t, m, sec)
+	apply(t, m, &Command{Kind: KindCancel, Now: sec, ID: 3})
+	tot := m.Totals()
+	if m.Unfinished() != 2 || tot.Count(StateInFlight) != 1 || tot.Count(StateScheduled) != 1 || tot.Count(StateCanceled) != 1 {
+		t.Fatalf("unfinished %d, totals %+v", m.Unfinished(), tot)
+	}
+}

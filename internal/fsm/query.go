@@ -61,6 +61,14 @@ func (m *Machine) Counts() (total QueueCounts, queues []QueueCounts) {
 	return total, queues
 }
 
+// Totals counts jobs by state over all queues, without allocating.
+func (m *Machine) Totals() QueueCounts { return QueueCounts{ByState: m.counts} }
+
+// Unfinished is the number of pending, scheduled and in-flight jobs.
+func (m *Machine) Unfinished() int {
+	return m.counts[StatePending] + m.counts[StateScheduled] + m.counts[StateInFlight]
+}
+
 // Len is the number of jobs held (all states).
 func (m *Machine) Len() int { return m.jobs.count }
 

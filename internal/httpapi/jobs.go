@@ -168,10 +168,7 @@ func (a *API) checkDepth(rep replica.Replica, n int) error {
 		return nil
 	}
 	var depth int
-	rep.Read(func(m *fsm.Machine) {
-		t, _ := m.Counts()
-		depth = t.Count(fsm.StatePending) + t.Count(fsm.StateScheduled) + t.Count(fsm.StateInFlight)
-	})
+	rep.Read(func(m *fsm.Machine) { depth = m.Unfinished() })
 	if depth+n > a.o.MaxQueueDepth {
 		return &httpError{status: http.StatusTooManyRequests, code: api.CodeQueueFull, retryAfter: 1,
 			msg: fmt.Sprintf("queue full: the server holds %d unfinished jobs and its limit is %d; retry later", depth, a.o.MaxQueueDepth)}
