@@ -27,8 +27,8 @@ var killRounds = flag.Int("e2e.kills", 3, "SIGKILL/restart rounds in TestKill9Un
 func TestKill9UnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	var mu sync.Mutex
-	acked := map[string]string{}     // id -> type
-	completed := map[string]bool{}   // remote jobs whose completion was acknowledged
+	acked := map[string]string{}   // id -> type
+	completed := map[string]bool{} // remote jobs whose completion was acknowledged
 	var violations []string
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	var seq atomic.Int64
