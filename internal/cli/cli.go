@@ -84,6 +84,7 @@ See what it is doing:          beaver-raft status`,
 		newRunCmd(e),
 		newVersionCmd(e),
 		newWALCmd(e),
+		newRepairCmd(e, nil),
 	)
 	addClientCommands(root, e)
 	return root
