@@ -3,7 +3,7 @@ GO ?= go
 BENCHTIME ?= 1x
 COUNT ?= 5
 
-.PHONY: all build test test-short bench fuzz crash-extended demo clean
+.PHONY: all build test test-short bench fuzz crash-extended campaign demo clean
 
 all: build
 
@@ -28,11 +28,24 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME) ./internal/fsm/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/wal/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/snapshot/
+	$(GO) test -run '^$$' -fuzz '^FuzzEnqueue$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzLease$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzAck$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
 
 # The process crash test with many more kills than the default run.
 CRASH_ITERATIONS ?= 1000
 crash-extended:
 	$(GO) test -run '^TestCrashRecovery$$' -count 1 -timeout 2h ./internal/replica/local/ -crash.iterations $(CRASH_ITERATIONS) -v
+
+# The extended crash and fault campaign (figures go into docs/crash-safety.md).
+KILLS ?= 1000
+FLIPS ?= 1000
+POWERCUTS ?= 100000
+campaign:
+	$(GO) test -count 1 -timeout 3h -run '^TestKillLoop$$' ./test/e2e/ -v -e2e.kills $(KILLS) -e2e.report kill-loop.json
+	$(GO) test -count 1 -timeout 1h -run '^TestBitFlipsAreDetected$$' ./internal/replica/local/ -v -corrupt.flips $(FLIPS)
+	$(GO) test -count 1 -timeout 3h -run '^TestPowerCut' ./internal/replica/local/ -v -powercut.points $(POWERCUTS)
+	$(GO) test -count 1 -timeout 1h -run '^TestCrashRecovery$$' ./internal/replica/local/ -v -crash.iterations $(KILLS)
 
 clean:
 	rm -rf bin
@@ -40,3 +53,5 @@ clean:
 # The README tour end to end (build, enqueue, kill -9, restart, nothing lost).
 demo:
 	bash scripts/demo.sh
+
+include bench/bench.mk

@@ -85,6 +85,7 @@ See what it is doing:          beaver-raft status`,
 		newVersionCmd(e),
 		newWALCmd(e),
 		newRepairCmd(e, nil),
+		newBenchCmd(e),
 	)
 	addClientCommands(root, e)
 	return root

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The stream, its subject and the consumer every workload uses.
+const (
+	jsStream   = "BENCH"
+	jsSubject  = "bench"
+	jsConsumer = "workers"
+	// jsAckWait is longer than any run: no message is redelivered while a
+	// consumer holds it.
+	jsAckWait = 10 * time.Minute
+	// jsIdleFlush is how long an e2e consumer waits for the next message
+	// before it confirms the acks it has sent.
+	jsIdleFlush = 10 * time.Millisecond
+)
+
+// jetStream runs the workloads against an embedded NATS server with
+// JetStream on a temporary directory: a file-backed work-queue stream and
+// one durable pull consumer with explicit acks. syncAlways is the server's
+// SyncAlways option (jetstream { sync_interval: always }): every write of a
+// stream store is fsynced; otherwise the default sync_interval (2 minutes).
+func jetStream(syncAlways bool) system {
+	s := system{Name: "jetstream", Durable: syncAlways}
+	if syncAlways {
+		s.Setting = "sync_interval always (fsync every write)"
+	} else {
+		s.Setting = "sync_interval 2m (default)"
+	}
+	s.run = func(ctx context.Context, sc scenario, p params) (float64, error) {
+		srv, err := startJetStream(ctx, p.Dir, syncAlways)
+		if err != nil {
+			return 0, err
+		}
+		defer srv.stop()
+		return srv.runScenario(ctx, sc, p)
+	}
+	return s
+}
+
+type jsServer struct {
+	srv *natsserver.Server
+	url string
+	dir string
+}
+
+func startJetStream(ctx context.Context, parent string, syncAlways bool) (*jsServer, error) {
+	dir, err := os.MkdirTemp(parent, "jetstream-")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := natsserver.NewServer(&natsserver.Options{
+		ServerName: "bench",
+		Host:       "127.0.0.1",
+		Port:       natsserver.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   dir,
+		SyncAlways: syncAlways,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("nats-server: %w", err)
+	}
+	s := &jsServer{srv: srv, dir: dir}
+	srv.Start() // does not block
+	if !srv.ReadyForConnections(10 * time.Second) {
+		s.stop()
+		return nil, errors.New("nats-server: not ready within 10s")
+	}
+	s.url = srv.ClientURL()
+	nc, js, err := s.connect()
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	defer nc.Close()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: jsStream, Subjects: []string{jsSubject},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: 1,
+	}); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("jetstream: create stream: %w", err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, jsStream, jetstream.ConsumerConfig{
+		Durable: jsConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: jsAckWait, MaxAckPending: 1 << 20,
+	}); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("jetstream: create consumer: %w", err)
+	}
+	return s, nil
+}
+
+func (s *jsServer) stop() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	os.RemoveAll(s.dir)
+}
+
+func (s *jsServer) connect(opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(s.url, nats.NoReconnect())
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: connect: %w", err)
+	}
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+func (s *jsServer) runScenario(ctx context.Context, sc scenario, p params) (float64, error) {
+	switch sc {
+	case enqueue:
+		w := &work{total: int64(p.Jobs)}
+		start := time.Now()
+		err := group(ctx, p.Clients, func(ctx context.Context, _ int) error {
+			nc, js, err := s.connect()
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			for w.take(1) == 1 {
+				if _, err := js.Publish(ctx, jsSubject, p.payload); err != nil {
+					return fmt.Errorf("jetstream publish: %w", err)
+				}
+			}
+			return nil
+		})
+		return rate(p.Jobs, time.Since(start)), err
+	case enqueueBatch:
+		start := time.Now()
+		err := s.publishBatches(ctx, p)
+		return rate(p.Jobs, time.Since(start)), err
+	case e2e:
+		fin := newFinish(p.Jobs)
+		start := time.Now()
+		err := group(ctx, 2, func(ctx context.Context, i int) error {
+			if i == 0 {
+				return s.publishBatches(ctx, p)
+			}
+			return s.consume(ctx, p, fin)
+		})
+		if err != nil {
+			return 0, err
+		}
+		return rate(p.Jobs, fin.at.Sub(start)), nil
+	case remote:
+		if err := s.publishBatches(ctx, p); err != nil {
+			return 0, err
+		}
+		fin := newFinish(p.Jobs)
+		start := time.Now()
+		if err := s.fetchAndAck(ctx, p, fin); err != nil {
+			return 0, err
+		}
+		d := time.Since(start)
+		if n := int(fin.done.Load()); n != p.Jobs {
+			return 0, errCount("jetstream fetch+ack", n, p.Jobs)
+		}
+		return rate(p.Jobs, d), nil
+	}
+	return 0, fmt.Errorf("unknown scenario %q", sc)
+}
+
+// publishBatches publishes p.Jobs messages from p.BatchClients connections:
+// p.Batch asynchronous publishes at a time, then waits for all their acks.
+func (s *jsServer) publishBatches(ctx context.Context, p params) error {
+	w := &work{total: int64(p.Jobs)}
+	return group(ctx, p.BatchClients, func(ctx context.Context, _ int) error {
+		nc, js, err := s.connect(jetstream.WithPublishAsyncMaxPending(p.Batch))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		futures := make([]jetstream.PubAckFuture, 0, p.Batch)
+		for {
+			n := w.take(p.Batch)
+			if n == 0 {
+				return nil
+			}
+			futures = futures[:0]
+			for range n {
+				f, err := js.PublishAsync(jsSubject, p.payload)
+				if err != nil {
+					return fmt.Errorf("jetstream publish async: %w", err)
+				}
+				futures = append(futures, f)
+			}
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return fmt.Errorf("jetstream publish async: %w", err)
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	})
+}
+
+// consume (e2e) reads messages with p.Consumers pull consumers (Messages,
+// p.LeaseMax buffered), until fin is done. Each message is acked at once
+// without waiting; every p.LeaseMax-th, and the last before an idle
+// pause, is acked with DoubleAck, which waits for the server's
+// confirmation: acks of one connection are processed in order, so that
+// confirms the ones before it, and only then are they counted.
+func (s *jsServer) consume(ctx context.Context, p params, fin *finish) error {
+	return group(ctx, p.Consumers, func(ctx context.Context, _ int) error {
+		nc, js, err := s.connect()
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		cons, err := js.Consumer(ctx, jsStream, jsConsumer)
+		if err != nil {
+			return fmt.Errorf("jetstream consumer: %w", err)
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(p.LeaseMax))
+		if err != nil {
+			return fmt.Errorf("jetstream messages: %w", err)
+		}
+		defer it.Stop()
+		var held jetstream.Msg // not acked yet
+		acked := 0             // acked without confirmation
+		confirm := func() error {
+			if held == nil {
+				return nil
+			}
+			if err := held.DoubleAck(ctx); err != nil {
+				return fmt.Errorf("jetstream ack: %w", err)
+			}
+			fin.add(acked + 1)
+			held, acked = nil, 0
+			return nil
+		}
+		for !fin.isDone() && ctx.Err() == nil {
+			msg, err := it.Next(jetstream.NextMaxWait(jsIdleFlush))
+			if errors.Is(err, nats.ErrTimeout) {
+				if err := confirm(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("jetstream next: %w", err)
+			}
+			if held != nil {
+				if err := held.Ack(); err != nil {
+					return fmt.Errorf("jetstream ack: %w", err)
+				}
+				acked++
+			}
+			held = msg
+			if acked+1 >= p.LeaseMax {
+				if err := confirm(); err != nil {
+					return err
+				}
+			}
+		}
+		return ctx.Err()
+	})
+}
+
+// fetchAndAck (remote) takes the messages of a filled stream with
+// p.Consumers pull consumers: FetchNoWait of p.LeaseMax, Ack of each but the
+// last, DoubleAck of the last (as consume). A consumer stops when a fetch
+// finds nothing.
+func (s *jsServer) fetchAndAck(ctx context.Context, p params, fin *finish) error {
+	return group(ctx, p.Consumers, func(ctx context.Context, _ int) error {
+		nc, js, err := s.connect()
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		cons, err := js.Consumer(ctx, jsStream, jsConsumer)
+		if err != nil {
+			return fmt.Errorf("jetstream consumer: %w", err)
+		}
+		msgs := make([]jetstream.Msg, 0, p.LeaseMax)
+		for ctx.Err() == nil {
+			batch, err := cons.FetchNoWait(p.LeaseMax)
+			if err != nil {
+				return fmt.Errorf("jetstream fetch: %w", err)
+			}
+			msgs = msgs[:0]
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				return fmt.Errorf("jetstream fetch: %w", err)
+			}
+			if len(msgs) == 0 {
+				return nil
+			}
+			for _, m := range msgs[:len(msgs)-1] {
+				if err := m.Ack(); err != nil {
+					return fmt.Errorf("jetstream ack: %w", err)
+				}
+			}
+			if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil {
+				return fmt.Errorf("jetstream ack: %w", err)
+			}
+			fin.add(len(msgs))
+		}
+		return ctx.Err()
+	})
+}

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/beaver-raft/beaver-raft/internal/bench"
+)
+
+func newBenchCmd(e *env) *cobra.Command {
+	var (
+		o          bench.Options
+		scenario   string
+		remoteMode string
+		asJSON     bool
+		cpuProfile string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench [scenario]",
+		Short: "Measure a server: enqueue, enqueue-batch, e2e, remote or recovery",
+		Long: `Measure Beaver-Raft's throughput, latency and resource use.
+
+By default bench starts its own server in this process on a temporary data
+directory (removed afterwards unless --keep), with sync always; --server
+measures a running server instead (CPU and memory from its /metrics).
+
+Scenarios:
+  enqueue        single-job POST /v1/jobs from --clients concurrent clients
+  enqueue-batch  POST /v1/jobs/batch with --batch jobs per request
+  e2e            enqueue --jobs noop jobs (batches) while the server's workers
+                 run them; timed from the first enqueue to the last completion
+  remote         fill the queue, then --clients remote workers lease
+                 (--lease-max per call) and ack in batches; timed from the
+                 first lease to the last ack
+  recovery       fill a server process with --jobs pending jobs, kill -9 it,
+                 restart it and time until /readyz answers 200
+
+Default clients: enqueue 64, the others 4. Each run uses a queue of its own;
+jobs it leaves pending stay on a running server.
+
+  beaver-raft bench enqueue -n 100000 -c 64
+  beaver-raft bench enqueue-batch -b 1000 --duration 10s
+  beaver-raft bench e2e --workers 64
+  beaver-raft bench remote -c 4 -m 100
+  beaver-raft bench recovery -n 1000000
+  beaver-raft bench recovery -n 1000000 --server-arg=--snapshot-every-records=500
+  beaver-raft bench enqueue --server http://127.0.0.1:7070 --json`,
+		Args:      cobra.MaximumNArgs(1),
+		ValidArgs: []string{"enqueue", "enqueue-batch", "e2e", "remote", "recovery"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if scenario != "" && scenario != args[0] {
+					return fmt.Errorf("bench: scenario given twice: %q and --scenario %q", args[0], scenario)
+				}
+				scenario = args[0]
+			}
+			if scenario == "" {
+				return fmt.Errorf("bench: which scenario? one of enqueue, enqueue-batch, e2e, remote, recovery")
+			}
+			o.Scenario = bench.Scenario(scenario)
+			o.RemoteMode = bench.RemoteMode(remoteMode)
+			o.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			if f, ok := e.stderr.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
+				o.Progress = f
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				o.CPUProfile = f
+			}
+			res, err := bench.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				return enc.Encode(res)
+			}
+			return bench.WriteText(e.stdout, res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&scenario, "scenario", "", "scenario: "+strings.Join([]string{"enqueue", "enqueue-batch", "e2e", "remote", "recovery"}, ", ")+" (or give it as the argument)")
+	f.StringVar(&o.Server, "server", "", "base URL of a running server (default: start one in this process)")
+	f.StringVar(&o.Token, "token", "", "bearer token for --server")
+	f.StringVar(&o.Metrics, "metrics", "", "metrics URL of --server, for its CPU time and memory (default: its host, port 9090, /metrics)")
+	f.StringVar(&o.Sync, "sync", bench.SyncDefault, "sync mode of the server bench starts: always, interval or never")
+	f.IntVar(&o.Workers, "workers", bench.WorkersDefault, "workers of the server bench starts (e2e runs noop jobs on them)")
+	f.StringVar(&o.DataDir, "data-dir", "", "where to make the temporary data directory (default: the system's temporary directory)")
+	f.BoolVar(&o.Keep, "keep", false, "keep the data directory")
+	f.IntVarP(&o.Jobs, "jobs", "n", bench.JobsDefault, "number of jobs")
+	f.DurationVar(&o.Duration, "duration", 0, "run for this long instead of --jobs (enqueue, enqueue-batch)")
+	f.IntVarP(&o.Clients, "clients", "c", 0, "concurrent clients or remote workers (default: enqueue 64, others 4)")
+	f.IntVarP(&o.Batch, "batch", "b", bench.BatchDefault, "jobs per batch request")
+	f.IntVarP(&o.LeaseMax, "lease-max", "m", bench.LeaseMaxDefault, "max jobs per lease call (remote)")
+	f.IntVar(&o.PayloadSize, "payload-size", bench.PayloadSizeDefault, "bytes of each job's payload (a JSON object padded to this size)")
+	f.StringVar(&remoteMode, "remote-mode", string(bench.RemoteModeDefault), "remote workers: lean (Lease + Ack calls) or worker (client.Worker with batched acks)")
+	f.StringArrayVar(&o.ChildArgs, "server-arg", nil, "recovery: a flag added to the server process's run command (repeatable), e.g. --server-arg=--snapshot-every-records=500")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the timed phase to this file (in-process: server and load generator)")
+	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	return cmd
+}
