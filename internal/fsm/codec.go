@@ -48,27 +48,9 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		dst = binary.AppendVarint(dst, int64(c.Max))
 		dst = appendString(dst, c.Worker)
 		dst = binary.AppendVarint(dst, c.LeaseFor)
+		dst = appendAcks(dst, c.Acks)
 	case KindAck:
-		dst = binary.AppendUvarint(dst, uint64(len(c.Acks)))
-		for i := range c.Acks {
-			a := &c.Acks[i]
-			dst = binary.AppendUvarint(dst, a.ID)
-			dst = binary.AppendUvarint(dst, a.LeaseID)
-			var flags byte
-			if a.Fail {
-				flags |= 1
-			}
-			if a.Final {
-				flags |= 2
-			}
-			dst = append(dst, flags)
-			if a.Fail {
-				dst = appendString(dst, a.Error)
-				dst = binary.AppendVarint(dst, a.RetryAt)
-			} else {
-				dst = appendString(dst, a.Result)
-			}
-		}
+		dst = appendAcks(dst, c.Acks)
 	case KindHeartbeat:
 		dst = binary.AppendUvarint(dst, c.ID)
 		dst = binary.AppendUvarint(dst, c.LeaseID)
@@ -132,27 +114,9 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Max = d.int()
 		c.Worker = d.string()
 		c.LeaseFor = d.varint()
+		c.Acks = d.acks()
 	case KindAck:
-		n := d.count()
-		if n > 0 {
-			c.Acks = make([]Ack, n)
-		}
-		for i := 0; i < n && d.err == nil; i++ {
-			a := &c.Acks[i]
-			a.ID = d.uvarint()
-			a.LeaseID = d.uvarint()
-			flags := d.byte()
-			a.Fail, a.Final = flags&1 != 0, flags&2 != 0
-			if flags&^3 != 0 && d.err == nil {
-				d.err = fmt.Errorf("%w: unknown ack flags %#x", ErrCorrupt, flags)
-			}
-			if a.Fail {
-				a.Error = d.string()
-				a.RetryAt = d.varint()
-			} else {
-				a.Result = d.string()
-			}
-		}
+		c.Acks = d.acks()
 	case KindHeartbeat:
 		c.ID = d.uvarint()
 		c.LeaseID = d.uvarint()
@@ -179,6 +143,55 @@ func DecodeCommand(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("%w: %d trailing bytes after %s command", ErrCorrupt, len(d.b), c.Kind)
 	}
 	return c, nil
+}
+
+func appendAcks(dst []byte, acks []Ack) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(acks)))
+	for i := range acks {
+		a := &acks[i]
+		dst = binary.AppendUvarint(dst, a.ID)
+		dst = binary.AppendUvarint(dst, a.LeaseID)
+		var flags byte
+		if a.Fail {
+			flags |= 1
+		}
+		if a.Final {
+			flags |= 2
+		}
+		dst = append(dst, flags)
+		if a.Fail {
+			dst = appendString(dst, a.Error)
+			dst = binary.AppendVarint(dst, a.RetryAt)
+		} else {
+			dst = appendString(dst, a.Result)
+		}
+	}
+	return dst
+}
+
+func (d *decoder) acks() []Ack {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	acks := make([]Ack, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		a := &acks[i]
+		a.ID = d.uvarint()
+		a.LeaseID = d.uvarint()
+		flags := d.byte()
+		a.Fail, a.Final = flags&1 != 0, flags&2 != 0
+		if flags&^3 != 0 && d.err == nil {
+			d.err = fmt.Errorf("%w: unknown ack flags %#x", ErrCorrupt, flags)
+		}
+		if a.Fail {
+			a.Error = d.string()
+			a.RetryAt = d.varint()
+		} else {
+			a.Result = d.string()
+		}
+	}
+	return acks
 }
 
 func appendString(dst []byte, s string) []byte {

@@ -9,7 +9,9 @@ const (
 	// KindEnqueue adds Jobs, all or none.
 	KindEnqueue Kind = iota + 1
 	// KindLease hands up to Max runnable jobs of Queues (and of Types, if
-	// given) to Worker.
+	// given) to Worker. Acks, if any, are applied first (a worker reporting
+	// what it finished and asking for more in one log record); their
+	// outcomes are in Result.AckErrs.
 	KindLease
 	// KindAck completes or fails leased jobs (one durable write for many
 	// reports). A single complete or fail is an Ack of one.
@@ -73,7 +75,7 @@ type Command struct {
 	Worker   string   // Lease
 	LeaseFor int64    // Lease, Heartbeat: lease length in ns (Lease: 0 = job timeout + LeaseGrace)
 
-	Acks []Ack // Ack
+	Acks []Ack // Ack; Lease (applied before leasing)
 
 	ID      uint64 // Heartbeat, Cancel, Retry
 	LeaseID uint64 // Heartbeat

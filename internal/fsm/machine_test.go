@@ -480,3 +480,19 @@ func TestTotalsAndUnfinished(t *testing.T) {
 		t.Fatalf("unfinished %d, totals %+v", m.Unfinished(), tot)
 	}
 }
+
+func TestLeaseAppliesAcksFirst(t *testing.T) {
+	m := New()
+	apply(t, m, enq(sec, JobSpec{Type: "t", Priority: 9}, JobSpec{Type: "t"}))
+	a := leaseOne(t, m, sec) // job 1
+	// report job 1 failed (retry now) and ask for 2 jobs in one command:
+	// the failed job is back in the queue before the lease picks
+	r := apply(t, m, &Command{Kind: KindLease, Now: 2 * sec, Queues: []string{"default"}, Max: 2,
+		Acks: []Ack{{ID: a.ID, LeaseID: a.LeaseID, Fail: true, Error: "x"}, {ID: 99, LeaseID: 1}}})
+	if len(r.AckErrs) != 2 || r.AckErrs[0] != nil || !errors.Is(r.AckErrs[1], ErrNotFound) {
+		t.Fatalf("ack errors: %v", r.AckErrs)
+	}
+	if len(r.Jobs) != 2 || r.Jobs[0].ID != 1 || r.Jobs[0].Attempt != 2 || r.Jobs[1].ID != 2 {
+		t.Fatalf("leased after the acks: %+v", r.Jobs)
+	}
+}

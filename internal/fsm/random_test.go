@@ -53,7 +53,12 @@ func randomCommand(rng *rand.Rand, m *Machine, now *int64) Command {
 				qs = nil
 			}
 		}
-		return Command{Kind: KindLease, Now: *now, Queues: qs, Types: types, Max: 1 + rng.IntN(3), Worker: "w", LeaseFor: int64(rng.IntN(3)) * 2 * sec}
+		c := Command{Kind: KindLease, Now: *now, Queues: qs, Types: types, Max: 1 + rng.IntN(3), Worker: "w", LeaseFor: int64(rng.IntN(3)) * 2 * sec}
+		if len(inflight) > 0 && rng.IntN(3) == 0 {
+			j := inflight[rng.IntN(len(inflight))]
+			c.Acks = []Ack{{ID: j.ID, LeaseID: j.LeaseID, Result: `"ok"`, Fail: rng.IntN(2) == 0}}
+		}
+		return c
 	case k < 75:
 		n := 1 + rng.IntN(3)
 		acks := make([]Ack, n)

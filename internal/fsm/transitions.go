@@ -146,6 +146,12 @@ func (m *Machine) lease(c *Command) Result {
 	if c.LeaseFor < 0 {
 		return Result{Err: &InvalidError{Field: "lease", Msg: "must not be negative"}}
 	}
+	var ackErrs []error
+	if len(c.Acks) > 0 {
+		// a worker pool reports what it finished and asks for more in one
+		// command: one log record instead of two
+		ackErrs = m.applyAcks(c.Acks)
+	}
 	promoted, _ := m.promote(max(promoteBudget, c.Max))
 	cands := m.classesFor(c.Queues, c.Types)
 	var leased []Job
@@ -180,7 +186,7 @@ func (m *Machine) lease(c *Command) Result {
 		m.index(j)
 		leased = append(leased, j.view())
 	}
-	return Result{Jobs: leased, Promoted: promoted}
+	return Result{Jobs: leased, Promoted: promoted, AckErrs: ackErrs}
 }
 
 // classesFor lists the classes of the given queues and types (an empty list
@@ -222,9 +228,14 @@ func (m *Machine) ack(c *Command) Result {
 	if len(c.Acks) == 0 {
 		return Result{Err: &InvalidError{Field: "acks", Msg: "no acks"}}
 	}
-	errs := make([]error, len(c.Acks))
-	for i := range c.Acks {
-		a := &c.Acks[i]
+	return Result{AckErrs: m.applyAcks(c.Acks)}
+}
+
+// applyAcks applies each outcome and returns its rejection, if any.
+func (m *Machine) applyAcks(acks []Ack) []error {
+	errs := make([]error, len(acks))
+	for i := range acks {
+		a := &acks[i]
 		j, err := m.inFlight(a.ID, a.LeaseID)
 		if err != nil {
 			errs[i] = err
@@ -248,7 +259,7 @@ func (m *Machine) ack(c *Command) Result {
 		}
 		m.index(j)
 	}
-	return Result{AckErrs: errs}
+	return errs
 }
 
 // finish puts an unindexed, writable j with a private ext into a final state.

@@ -5,8 +5,8 @@
 //
 // # Goroutines
 //
-// Run owns them all: one dispatcher (leases jobs when slots are free), one
-// acker (batches outcomes into Ack commands), and one goroutine per running
+// Run owns them all: its own loop (leases jobs when slots are free and
+// reports outcomes, both in one command), and one goroutine per running
 // attempt, at most Workers. Run returns once every one of them has stopped.
 //
 // # Shutdown
@@ -28,7 +28,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/backoff"
@@ -71,11 +70,13 @@ type Pool struct {
 	o     Options
 	types []string
 
-	acks chan outcome
+	// done receives one outcome per attempt, from the attempt's goroutine.
+	done chan outcome
 }
 
 type outcome struct {
-	ack fsm.Ack
+	ack       fsm.Ack
+	abandoned bool // cut short by shutdown: nothing to report
 }
 
 // New returns a pool; it does nothing until Run.
@@ -95,7 +96,7 @@ func New(o Options) *Pool {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{o: o, acks: make(chan outcome, o.Workers)}
+	p := &Pool{o: o, done: make(chan outcome, o.Workers)}
 	for t := range o.Handlers {
 		p.types = append(p.types, t)
 	}
@@ -109,6 +110,11 @@ func (p *Pool) Types() []string { return p.types }
 // Run leases and runs jobs until ctx is canceled, then drains (see the
 // package documentation) and returns nil. It returns early with an error
 // only if the replica fails.
+//
+// One loop owns the pool's state (how many attempts run, which outcomes
+// wait to be reported). Whenever slots are free and work is runnable it
+// proposes one Lease command that also carries every outcome finished
+// since the last command: one log record per cycle, however many jobs.
 func (p *Pool) Run(ctx context.Context) error {
 	if len(p.types) == 0 {
 		<-ctx.Done()
@@ -117,65 +123,57 @@ func (p *Pool) Run(ctx context.Context) error {
 	// attempts run under hard, canceled only when the drain deadline passes
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardCancel()
-
-	var running sync.WaitGroup
-	ackerDone := make(chan error, 1)
-	go func() { ackerDone <- p.acker() }()
-
-	slots := make(chan struct{}, p.o.Workers)
-	err := p.dispatch(ctx, hard, slots, &running)
-
-	// drain
-	drained := make(chan struct{})
-	go func() { running.Wait(); close(drained) }()
-	if p.o.DrainTimeout > 0 {
-		t := time.NewTimer(p.o.DrainTimeout)
-		select {
-		case <-drained:
-		case <-t.C:
-			p.o.Logger.Warn("shutdown: drain deadline passed, abandoning running jobs (they run again after restart)")
-			hardCancel()
-			<-drained
-		}
-		t.Stop()
-	} else {
-		hardCancel()
-		<-drained
-	}
-	close(p.acks)
-	if aerr := <-ackerDone; err == nil {
-		err = aerr
-	}
-	return err
+	l := &loop{p: p, hard: hard}
+	err := l.serve(ctx)
+	return errors.Join(err, l.drain(hardCancel))
 }
 
-// dispatch leases jobs while slots are free, until ctx is canceled.
-func (p *Pool) dispatch(ctx, hard context.Context, slots chan struct{}, running *sync.WaitGroup) error {
-	rep := p.o.Replica
+// loop is the state of Run's loop; only Run's goroutine touches it.
+type loop struct {
+	p       *Pool
+	hard    context.Context
+	running int
+	acks    []fsm.Ack
+	timer   *time.Timer
+}
+
+func (l *loop) collect(o outcome) {
+	l.running--
+	if !o.abandoned {
+		l.acks = append(l.acks, o.ack)
+	}
+}
+
+// collectReady takes every outcome already waiting.
+func (l *loop) collectReady() {
 	for {
-		// wait for a free slot
 		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		case o := <-l.p.done:
+			l.collect(o)
+		default:
+			return
+		}
+	}
+}
+
+// serve leases, runs and reports until ctx is canceled.
+func (l *loop) serve(ctx context.Context) error {
+	p, rep := l.p, l.p.o.Replica
+	l.timer = time.NewTimer(time.Hour)
+	defer l.timer.Stop()
+	for {
+		l.collectReady()
+		if ctx.Err() != nil {
 			return nil
 		}
-		free := 1
-	more:
-		for free < p.o.Workers {
-			select {
-			case slots <- struct{}{}:
-				free++
-			default:
-				break more
-			}
-		}
-		// wait until something is runnable
-		for {
-			changed := rep.Changed()
+		free := p.o.Workers - l.running
+		var changed <-chan struct{}
+		wait := p.o.MaxIdle
+		if free > 0 {
+			changed = rep.Changed()
 			now := p.o.Clock().UnixNano()
-			var runnable bool
+			var runnable, hasDue bool
 			var due int64
-			var hasDue bool
 			rep.Read(func(m *fsm.Machine) {
 				runnable = m.Runnable(p.o.Queues, p.types, now)
 				if !runnable {
@@ -183,50 +181,115 @@ func (p *Pool) dispatch(ctx, hard context.Context, slots chan struct{}, running 
 				}
 			})
 			if runnable {
-				break
+				if err := l.lease(ctx, free); err != nil {
+					return err
+				}
+				continue
 			}
-			wait := p.o.MaxIdle
 			if hasDue && time.Duration(due-now) < wait {
 				wait = max(time.Duration(due-now), time.Millisecond)
 			}
-			t := time.NewTimer(wait)
+		}
+		if len(l.acks) > 0 {
+			l.report()
+			continue
+		}
+		l.timer.Reset(wait)
+		select {
+		case o := <-p.done:
+			l.collect(o)
+		case <-changed:
+		case <-l.timer.C:
+		case <-ctx.Done():
+		}
+		if !l.timer.Stop() {
 			select {
-			case <-changed:
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				for ; free > 0; free-- {
-					<-slots
-				}
-				return nil
+			case <-l.timer.C:
+			default:
 			}
-			t.Stop()
-		}
-		res, err := rep.Propose(ctx, &fsm.Command{
-			Kind: fsm.KindLease, Now: p.o.Clock().UnixNano(),
-			Queues: p.o.Queues, Types: p.types, Max: free, Worker: p.o.Name,
-		})
-		if err != nil {
-			for ; free > 0; free-- {
-				<-slots
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("worker pool: lease: %w", err)
-		}
-		for _, j := range res.Jobs {
-			running.Add(1)
-			go func(j fsm.Job) {
-				defer running.Done()
-				defer func() { <-slots }()
-				p.run(hard, j)
-			}(j)
-		}
-		for free -= len(res.Jobs); free > 0; free-- {
-			<-slots
 		}
 	}
+}
+
+// lease proposes a Lease for up to free jobs, carrying the waiting acks, and
+// starts the jobs it got.
+func (l *loop) lease(ctx context.Context, free int) error {
+	p := l.p
+	acks := l.acks
+	l.acks = nil
+	res, err := p.o.Replica.Propose(ctx, &fsm.Command{
+		Kind: fsm.KindLease, Now: p.o.Clock().UnixNano(),
+		Queues: p.o.Queues, Types: p.types, Max: free, Worker: p.o.Name,
+		Acks: acks,
+	})
+	if err != nil {
+		l.acks = acks // still unreported: the drain tries again
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("worker pool: lease: %w", err)
+	}
+	p.logRejected(acks, res.AckErrs)
+	for _, j := range res.Jobs {
+		l.running++
+		go p.run(l.hard, j)
+	}
+	return nil
+}
+
+// report proposes the waiting acks on their own.
+func (l *loop) report() {
+	p := l.p
+	acks := l.acks
+	l.acks = nil
+	res, err := p.o.Replica.Propose(context.Background(), &fsm.Command{Kind: fsm.KindAck, Now: p.o.Clock().UnixNano(), Acks: acks})
+	if err != nil {
+		// the jobs stay in flight; they run again after their lease
+		// expires or the server restarts
+		p.o.Logger.Error("worker pool: reporting outcomes failed", "jobs", len(acks), "err", err)
+		return
+	}
+	p.logRejected(acks, res.AckErrs)
+}
+
+func (p *Pool) logRejected(acks []fsm.Ack, errs []error) {
+	for i, err := range errs {
+		if err != nil {
+			p.o.Logger.Debug("worker pool: outcome rejected (job canceled or lease expired meanwhile)", "id", acks[i].ID, "err", err)
+		}
+	}
+}
+
+// drain waits for running attempts up to the drain deadline, reporting
+// their outcomes, then cancels what is left.
+func (l *loop) drain(hardCancel context.CancelFunc) error {
+	p := l.p
+	var deadline <-chan time.Time
+	if p.o.DrainTimeout > 0 {
+		t := time.NewTimer(p.o.DrainTimeout)
+		defer t.Stop()
+		deadline = t.C
+	} else {
+		hardCancel()
+	}
+	for l.running > 0 {
+		select {
+		case o := <-p.done:
+			l.collect(o)
+			l.collectReady()
+			if len(l.acks) > 0 {
+				l.report()
+			}
+		case <-deadline:
+			p.o.Logger.Warn("shutdown: drain deadline passed, abandoning running jobs (they run again after restart)", "jobs", l.running)
+			hardCancel()
+			deadline = nil
+		}
+	}
+	if len(l.acks) > 0 {
+		l.report()
+	}
+	return nil
 }
 
 // run executes one attempt and queues its outcome.
@@ -249,6 +312,7 @@ func (p *Pool) run(hard context.Context, j fsm.Job) {
 		if p.o.Observer != nil {
 			p.o.Observer.Finished(j.Queue, j.Type, d, "abandoned")
 		}
+		p.done <- outcome{abandoned: true}
 		return
 	}
 	a := fsm.Ack{ID: j.ID, LeaseID: j.LeaseID}
@@ -269,7 +333,7 @@ func (p *Pool) run(hard context.Context, j fsm.Job) {
 	if p.o.Observer != nil {
 		p.o.Observer.Finished(j.Queue, j.Type, d, outcomeName)
 	}
-	p.acks <- outcome{ack: a}
+	p.done <- outcome{ack: a}
 }
 
 // safeHandle turns a panic into an error.
@@ -293,35 +357,4 @@ func resultJSON(b []byte) string {
 	}
 	s, _ := json.Marshal(string(b))
 	return string(s)
-}
-
-// acker batches outcomes into Ack commands until p.acks is closed and empty.
-func (p *Pool) acker() error {
-	var firstErr error
-	batch := make([]fsm.Ack, 0, p.o.Workers)
-	for o := range p.acks {
-		batch = append(batch[:0], o.ack)
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case o, ok := <-p.acks:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, o.ack)
-			default:
-				break drain
-			}
-		}
-		_, err := p.o.Replica.Propose(context.Background(), &fsm.Command{Kind: fsm.KindAck, Now: p.o.Clock().UnixNano(), Acks: slices.Clone(batch)})
-		if err != nil {
-			// the jobs stay in flight; they run again after their lease
-			// expires or the server restarts
-			p.o.Logger.Error("worker pool: reporting outcomes failed", "jobs", len(batch), "err", err)
-			if firstErr == nil && !errors.Is(err, replica.ErrClosed) {
-				firstErr = err
-			}
-		}
-	}
-	return firstErr
 }
