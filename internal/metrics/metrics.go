@@ -148,7 +148,7 @@ func (m *Metrics) Applied(mc *fsm.Machine, c *fsm.Command, r *fsm.Result) {
 			}
 			m.Enqueued.WithLabelValues(q, c.Jobs[i].Type).Inc()
 		}
-	case fsm.KindAck:
+	case fsm.KindAck, fsm.KindLease: // a Lease may carry the acks of a worker pool
 		for i, err := range r.AckErrs {
 			if err != nil {
 				continue
