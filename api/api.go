@@ -291,6 +291,9 @@ type Status struct {
 	AppliedLSN uint64 `json:"applied_lsn"`
 	// Failed is set once the log failed: writes are refused until restart.
 	Failed string `json:"failed,omitempty"`
+	// DiskFull is true while the disk is full: enqueues answer 507,
+	// completions keep working.
+	DiskFull bool `json:"disk_full"`
 	// Jobs counts all jobs held, by state; Queues counts them per queue
 	// (queues with no jobs are omitted).
 	Jobs     StateCounts            `json:"jobs"`

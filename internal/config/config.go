@@ -27,6 +27,7 @@ const (
 	SnapshotKeepDefault         = 2
 
 	WALSegmentSizeDefault = 64 * MiB
+	WALReserveDefault     = 64 * MiB
 
 	RetentionCompletedDefault = 24 * time.Hour
 	RetentionFailedDefault    = 168 * time.Hour
@@ -39,12 +40,15 @@ const (
 	DefaultQueueDefault   = "default"
 	DefaultTimeoutDefault = 30 * time.Second
 
-	MaxPayloadDefault    = 1 * MiB
-	MaxBatchDefault      = 10_000
-	MaxRequestDefault    = 64 * MiB
-	MaxQueueDepthDefault = 10_000_000
-	MaxLeaseDefault      = 1000
-	MaxWaitDefault       = 60 * time.Second
+	MaxPayloadDefault     = 1 * MiB
+	MaxBatchDefault       = 10_000
+	MaxRequestDefault     = 64 * MiB
+	MaxQueueDepthDefault  = 10_000_000
+	MaxLeaseDefault       = 1000
+	MaxWaitDefault        = 60 * time.Second
+	MaxConnectionsDefault = 10_000
+	ReadTimeoutDefault    = 30 * time.Second
+	WriteTimeoutDefault   = 2 * time.Minute
 
 	ExecEnabledDefault   = false
 	HTTPEnabledDefault   = true
@@ -126,6 +130,10 @@ type WALConfig struct {
 	// SegmentSize is the size at which a WAL segment is closed and a new
 	// one started.
 	SegmentSize ByteSize `yaml:"segment_size"`
+	// Reserve is disk space the WAL keeps allocated in wal/reserve: when the
+	// disk fills up it is released so completions, leases and cancels keep
+	// working while enqueues answer 507. 0 keeps no reserve.
+	Reserve ByteSize `yaml:"reserve"`
 }
 
 // RetentionConfig is how long finished jobs are kept, by final state,
@@ -165,12 +173,22 @@ type LimitsConfig struct {
 	MaxBatch int `yaml:"max_batch"`
 	// MaxRequest is the largest HTTP request body (413).
 	MaxRequest ByteSize `yaml:"max_request"`
-	// MaxQueueDepth is the most unfinished jobs the server holds (507).
+	// MaxQueueDepth is the most unfinished jobs the server holds (429).
 	MaxQueueDepth int `yaml:"max_queue_depth"`
 	// MaxLease is the most jobs one lease call may take.
 	MaxLease int `yaml:"max_lease"`
 	// MaxWait is the longest long-poll a lease call may ask for.
 	MaxWait Duration `yaml:"max_wait"`
+	// MaxConnections is the most API connections served at once; more
+	// wait in the listen backlog until one closes.
+	MaxConnections int `yaml:"max_connections"`
+	// ReadTimeout bounds the time a client takes to send a request body
+	// (408 beyond), and its headers too when it is under 10s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds the time from the end of a request's headers to
+	// the end of its answer. It must exceed ReadTimeout + MaxWait, so that a
+	// long poll can answer.
+	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
 // AuthConfig is API authentication.
@@ -231,7 +249,7 @@ func Default() Config {
 			Interval:     Duration(SnapshotIntervalDefault),
 			Keep:         SnapshotKeepDefault,
 		},
-		WAL: WALConfig{SegmentSize: WALSegmentSizeDefault},
+		WAL: WALConfig{SegmentSize: WALSegmentSizeDefault, Reserve: WALReserveDefault},
 		Retention: RetentionConfig{
 			Completed: Duration(RetentionCompletedDefault),
 			Failed:    Duration(RetentionFailedDefault),
@@ -247,12 +265,15 @@ func Default() Config {
 			Timeout: Duration(DefaultTimeoutDefault),
 		},
 		Limits: LimitsConfig{
-			MaxPayload:    MaxPayloadDefault,
-			MaxBatch:      MaxBatchDefault,
-			MaxRequest:    MaxRequestDefault,
-			MaxQueueDepth: MaxQueueDepthDefault,
-			MaxLease:      MaxLeaseDefault,
-			MaxWait:       Duration(MaxWaitDefault),
+			MaxPayload:     MaxPayloadDefault,
+			MaxBatch:       MaxBatchDefault,
+			MaxRequest:     MaxRequestDefault,
+			MaxQueueDepth:  MaxQueueDepthDefault,
+			MaxLease:       MaxLeaseDefault,
+			MaxWait:        Duration(MaxWaitDefault),
+			MaxConnections: MaxConnectionsDefault,
+			ReadTimeout:    Duration(ReadTimeoutDefault),
+			WriteTimeout:   Duration(WriteTimeoutDefault),
 		},
 		Handlers: HandlersConfig{
 			Exec: ExecConfig{Enabled: ExecEnabledDefault},

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
 )
 
 // queueName is the syntax of a queue name (DESIGN section 2).
@@ -63,12 +65,21 @@ func (c *Config) Validate() error {
 
 	v.positiveSize("limits.max_payload", c.Limits.MaxPayload)
 	v.atLeast("limits.max_batch", c.Limits.MaxBatch, 1)
+	if c.Limits.MaxBatch > fsm.MaxDecodeItems {
+		// A log record of more items would not be read back.
+		v.fail("limits.max_batch", "must be <= %d, got %d", fsm.MaxDecodeItems, c.Limits.MaxBatch)
+	}
 	if c.Limits.MaxRequest < c.Limits.MaxPayload {
 		v.fail("limits.max_request", "must be >= limits.max_payload (%s), got %s", c.Limits.MaxPayload, c.Limits.MaxRequest)
 	}
 	v.atLeast("limits.max_queue_depth", c.Limits.MaxQueueDepth, 1)
 	v.atLeast("limits.max_lease", c.Limits.MaxLease, 1)
 	v.positive("limits.max_wait", c.Limits.MaxWait)
+	v.atLeast("limits.max_connections", c.Limits.MaxConnections, 1)
+	v.positive("limits.read_timeout", c.Limits.ReadTimeout)
+	if least := c.Limits.ReadTimeout + c.Limits.MaxWait; c.Limits.WriteTimeout <= least {
+		v.fail("limits.write_timeout", "must be > limits.read_timeout + limits.max_wait (%s), or long polls cannot answer; got %s", least, c.Limits.WriteTimeout)
+	}
 
 	for i, t := range c.Auth.Tokens {
 		if t == "" || strings.ContainsFunc(t, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {

@@ -156,21 +156,22 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request, rep replica.Repl
 // POST /v1/ack: every ack in one Ack command, one durable write.
 func (a *API) ack(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
 	var req struct {
-		Acks []json.RawMessage `json:"acks"`
+		Acks boundedList[json.RawMessage] `json:"acks"`
 	}
+	req.Acks.max = a.o.MaxBatch
 	if err := a.decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	switch n := len(req.Acks); {
+	switch n := req.Acks.n; {
 	case n == 0:
 		return invalidf("acks must hold at least one ack")
 	case n > a.o.MaxBatch:
 		return tooLargef("acks holds %d acks, more than the limit of %d per call", n, a.o.MaxBatch)
 	}
-	acks := make([]fsm.Ack, len(req.Acks))
+	acks := make([]fsm.Ack, len(req.Acks.items))
 	var fails []*fsm.Ack
 	var retryIn []time.Duration
-	for i, raw := range req.Acks {
+	for i, raw := range req.Acks.items {
 		prefix := "acks[" + strconv.Itoa(i) + "]"
 		var it api.AckItem
 		if err := decodeStrict(raw, &it, prefix); err != nil {

@@ -10,16 +10,25 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beaver-raft/beaver-raft/api"
 )
 
 // readBody checks the Content-Type (application/json or none, else 415)
-// and reads the body, at most MaxRequest bytes (413).
+// and reads the body: at most MaxRequest bytes (413), within the read
+// deadline that the router set (408), and valid UTF-8 (400).
+//
+// Once the whole body is read the read deadline is lifted: a long poll
+// waits after reading, and a deadline left on the connection would cancel
+// its context when it fires. (net/http lifts it too when the body reaches
+// EOF; this does not rely on it.) On an error the deadline stays, so the
+// server's discarding of an unread body is bounded by it too.
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -32,15 +41,50 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLargef("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // one allocation, not io.ReadAll's doublings
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	b := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return nil, tooLargef("request body is larger than the limit of %d bytes", mbe.Limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			return nil, &httpError{status: http.StatusRequestTimeout, code: codeRequestTimeout,
+				msg: fmt.Sprintf("the request body did not arrive within %v", a.o.ReadTimeout)}
 		}
 		return nil, invalidf("reading the request body: %v", err)
 	}
+	http.NewResponseController(w).SetReadDeadline(time.Time{}) // ErrNotSupported by recorders: no deadline to lift
+	if off := invalidUTF8(b); off >= 0 {
+		where := jsonPath(b[:off])
+		if where == "" {
+			where = subject("")
+		}
+		return nil, invalidf("%s: invalid UTF-8 at byte %d: JSON text must be UTF-8", where, off)
+	}
 	return b, nil
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not valid
+// UTF-8, or -1 if all of b is. encoding/json would replace such bytes with
+// U+FFFD in strings and keep them as they are in raw payloads and results.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // decodeBody reads a required JSON object into v.
@@ -80,7 +124,93 @@ func decodeStrict(data []byte, v any, prefix string) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return invalidf("%s: unexpected data after the JSON value", subject(prefix))
 	}
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		// encoding/json leaves v as it is for null: it would pass for {}.
+		return invalidf("%s must be a JSON object, not null", subject(prefix))
+	}
 	return nil
+}
+
+// boundedList is a JSON array that is decoded only when it holds at most
+// max elements; otherwise only its length n is kept. A hostile batch
+// (megabytes of "1,") then costs its body and no more: decoded, each
+// element would be a separate allocation many times its size.
+type boundedList[T any] struct {
+	max   int
+	n     int // elements of the array (0 for null or absent)
+	items []T // the elements, when n <= max
+}
+
+func (l *boundedList[T]) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b) // encoding/json hands over one valid JSON value
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	if b[0] != '[' {
+		return &json.UnmarshalTypeError{Value: jsonKind(b[0]), Type: reflect.TypeFor[[]T]()}
+	}
+	if l.n = countElems(b); l.n > l.max {
+		return nil
+	}
+	return json.Unmarshal(b, &l.items)
+}
+
+// countElems counts the elements of the JSON array b, which must be valid
+// JSON, without decoding them.
+func countElems(b []byte) int {
+	n, depth := 0, 0
+	inStr, esc, empty := false, false, true
+	for _, c := range b[1:] {
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '"':
+			inStr = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 { // the end of the array
+				if !empty {
+					n++
+				}
+				return n
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				n++
+			}
+		}
+		empty = false
+	}
+	return n
+}
+
+// jsonKind names the kind of the JSON value that starts with c, as
+// json.UnmarshalTypeError does.
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	}
+	return "number"
 }
 
 func subject(prefix string) string {
@@ -159,6 +289,15 @@ func kindName(t reflect.Type) string {
 	return t.String()
 }
 
+// jsonPath follows at most maxPathDepth levels of nesting in its path
+// (deeper, the path ends in "..."), and stops reading at maxJSONDepth, where
+// encoding/json stops too. Both keep the work, the memory and the message
+// small for a hostile body (megabytes of "[").
+const (
+	maxPathDepth = 32
+	maxJSONDepth = 10_000
+)
+
 // jsonPath returns where in data the first syntax error is, as a field path
 // ("jobs[3].payload"), or "" for the top level.
 func jsonPath(data []byte) string {
@@ -169,6 +308,7 @@ func jsonPath(data []byte) string {
 		index   int
 	}
 	var stack []frame
+	deep := 0 // levels of nesting below the frames of stack
 	valueDone := func() {
 		if n := len(stack); n > 0 {
 			if f := &stack[n-1]; f.object {
@@ -179,30 +319,39 @@ func jsonPath(data []byte) string {
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
+	for len(stack)+deep <= maxJSONDepth {
 		tok, err := dec.Token()
 		if err != nil {
 			break
 		}
 		switch t := tok.(type) {
 		case json.Delim:
-			switch t {
-			case '{':
-				stack = append(stack, frame{object: true, wantKey: true})
-			case '[':
-				stack = append(stack, frame{})
+			switch {
+			case (t == '{' || t == '[') && len(stack) == maxPathDepth:
+				deep++
+			case t == '{' || t == '[':
+				stack = append(stack, frame{object: t == '{', wantKey: t == '{'})
+			case deep > 0:
+				if deep--; deep == 0 {
+					valueDone()
+				}
 			default:
 				stack = stack[:len(stack)-1]
 				valueDone()
 			}
 		case string:
+			if deep > 0 {
+				continue
+			}
 			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
 				stack[n-1].key, stack[n-1].wantKey = t, false
 				continue
 			}
 			valueDone()
 		default:
-			valueDone()
+			if deep == 0 {
+				valueDone()
+			}
 		}
 	}
 	var b strings.Builder
@@ -216,6 +365,9 @@ func jsonPath(data []byte) string {
 		case !f.object:
 			fmt.Fprintf(&b, "[%d]", f.index)
 		}
+	}
+	if deep > 0 {
+		b.WriteString("...")
 	}
 	return b.String()
 }

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
+	"github.com/beaver-raft/beaver-raft/internal/wal"
 )
 
 // httpError is an error answer: a status, an api code and a message.
@@ -27,6 +29,10 @@ type httpError struct {
 }
 
 func (e *httpError) Error() string { return e.msg }
+
+// codeRequestTimeout (408): the request body did not arrive within
+// Options.ReadTimeout. It belongs in package api beside the other codes.
+const codeRequestTimeout = "request_timeout"
 
 func invalidf(format string, args ...any) *httpError {
 	return &httpError{status: http.StatusBadRequest, code: api.CodeInvalidArgument, msg: fmt.Sprintf(format, args...)}
@@ -69,7 +75,23 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if he.authenticate != "" {
 		h.Set("WWW-Authenticate", he.authenticate)
 	}
-	writeJSON(w, he.status, api.Error{Error: api.ErrorBody{Code: he.code, Message: he.msg}})
+	writeJSON(w, he.status, api.Error{Error: api.ErrorBody{Code: he.code, Message: clip(he.msg)}})
+}
+
+// maxMessage bounds an error message: messages quote what the client sent
+// (a Content-Type, an id, a duration), which may be megabytes.
+const maxMessage = 1024
+
+// clip cuts msg to maxMessage bytes, at a rune boundary.
+func clip(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	cut := maxMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "... (cut)"
 }
 
 func errOr(err error, msg string) any {
@@ -95,16 +117,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b)
 }
 
+// Messages of the disk-full answers (507).
+const (
+	msgDiskFull = "disk full: enqueues are refused until space is freed; completions keep working"
+	// The space held in reserve for everything but enqueues is used up too.
+	msgReserveFull = "disk full: the space reserved for completions is used up too; nothing was written: free space on the data directory's disk"
+)
+
 // systemError maps an error of Propose (the log or the replica failed, not
-// the command) to 507 when the disk is full and 503 otherwise.
-func systemError(err error) *httpError {
+// the command) to 507 when the disk is full and 503 otherwise. kind is the
+// command that failed.
+func systemError(kind fsm.Kind, err error) *httpError {
 	switch {
+	case errors.Is(err, replica.ErrFailed):
+		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
+			msg: "the write-ahead log failed and accepts no writes until the server is restarted: " + err.Error(), err: err}
+	case errors.Is(err, replica.ErrDiskFull):
+		// Expected while the disk is full (the log said so once): not logged
+		// per request.
+		msg := msgDiskFull
+		if kind != fsm.KindEnqueue {
+			msg = msgReserveFull
+		}
+		return &httpError{status: http.StatusInsufficientStorage, code: api.CodeInsufficientStorage, msg: msg, err: err, quiet: true}
 	case errors.Is(err, syscall.ENOSPC):
 		return &httpError{status: http.StatusInsufficientStorage, code: api.CodeInsufficientStorage,
 			msg: "insufficient storage: nothing was written: " + err.Error(), err: err}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
 			msg: "request ended before the command entered the log: " + err.Error(), err: err, quiet: true}
+	case errors.Is(err, wal.ErrTooLarge):
+		// A batch under max_request whose command is still over the log's
+		// record limit: the client's to split, nothing was written.
+		return &httpError{status: http.StatusRequestEntityTooLarge, code: api.CodePayloadTooLarge,
+			msg: "the request is too large for one log record; send smaller batches: " + err.Error()}
 	case errors.Is(err, replica.ErrClosed):
 		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
 			msg: "the server is shutting down: " + err.Error(), err: err, retryAfter: 1}

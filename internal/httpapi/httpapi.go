@@ -58,6 +58,9 @@ const (
 	DefaultMaxQueueDepth = 10_000_000
 	DefaultMaxLease      = 1000
 	DefaultMaxWait       = 60 * time.Second
+	// DefaultReadTimeout bounds the time a client takes to send a request
+	// body (see Options.ReadTimeout).
+	DefaultReadTimeout = 30 * time.Second
 	// DefaultLease is how long a lease lasts when the lease call does not
 	// say, and how far a heartbeat without "extend" pushes the deadline.
 	DefaultLease = 30 * time.Second
@@ -66,6 +69,8 @@ const (
 	MaxListLimit     = 1000
 	// MaxWorkerName bounds the worker name of a lease call.
 	MaxWorkerName = 256
+	// MaxLeaseNames bounds "queues" and "types" of a lease call (each).
+	MaxLeaseNames = 256
 	// MaxLeaseFor bounds "lease" of a lease call and "extend" of a
 	// heartbeat, like the longest job timeout.
 	MaxLeaseFor = fsm.MaxTimeout
@@ -105,6 +110,13 @@ type Options struct {
 	MaxLease int
 	// MaxWait caps "wait" of a lease call (a longer wait is cut to it).
 	MaxWait time.Duration
+	// ReadTimeout bounds the time from the start of a request's handling
+	// (its headers are read) to the end of its body: a client that trickles
+	// its body (slow loris) gets 408 and its connection is closed. It is a
+	// read deadline on the connection, lifted once the body is read, so
+	// that it does not cut a long poll, which waits after reading. The
+	// headers themselves are bounded by http.Server.ReadHeaderTimeout.
+	ReadTimeout time.Duration
 	// DefaultQueue, DefaultMaxAttempts and DefaultTimeout fill enqueued jobs
 	// that do not set them. Defaults: "default", 25, 30s.
 	DefaultQueue       string
@@ -158,6 +170,9 @@ func New(o Options) *API {
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = DefaultMaxWait
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
 	}
 	if o.DefaultQueue == "" {
 		o.DefaultQueue = fsm.DefaultQueue
@@ -298,6 +313,11 @@ type router struct {
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The body must arrive within ReadTimeout; readBody lifts the deadline
+	// once it has the body. A handler that reads no body leaves it, which
+	// bounds the server's discarding of that body after the answer.
+	// (Recorders and HTTP/2 may not support it: ErrNotSupported.)
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(rt.a.o.ReadTimeout))
 	h, pattern := rt.mux.Handler(r)
 	if pattern != "" {
 		rt.mux.ServeHTTP(w, r)

@@ -50,20 +50,21 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replic
 // POST /v1/jobs/batch
 func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
 	var req struct {
-		Jobs []json.RawMessage `json:"jobs"`
+		Jobs boundedList[json.RawMessage] `json:"jobs"`
 	}
+	req.Jobs.max = a.o.MaxBatch
 	if err := a.decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	switch n := len(req.Jobs); {
+	switch n := req.Jobs.n; {
 	case n == 0:
 		return invalidf("jobs must hold at least one job")
 	case n > a.o.MaxBatch:
 		return tooLargef("jobs holds %d jobs, more than the limit of %d per batch", n, a.o.MaxBatch)
 	}
 	now := a.clock()
-	specs := make([]fsm.JobSpec, len(req.Jobs))
-	for i, raw := range req.Jobs {
+	specs := make([]fsm.JobSpec, len(req.Jobs.items))
+	for i, raw := range req.Jobs.items {
 		prefix := "jobs[" + strconv.Itoa(i) + "]"
 		var jr enqueueWire
 		if err := decodeStrict(raw, &jr, prefix); err != nil {
@@ -181,7 +182,7 @@ func (a *API) checkDepth(rep replica.Replica, n int) error {
 func (a *API) propose(ctx context.Context, rep replica.Replica, cmd *fsm.Command) (fsm.Result, error) {
 	res, err := rep.Propose(ctx, cmd)
 	if err != nil {
-		return res, systemError(err)
+		return res, systemError(cmd.Kind, err)
 	}
 	return res, nil
 }

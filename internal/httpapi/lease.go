@@ -9,6 +9,14 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
+// leaseWire is api.LeaseRequest as the server decodes it: queues and types
+// are bounded while they are decoded.
+type leaseWire struct {
+	api.LeaseRequest
+	Queues boundedList[string] `json:"queues"`
+	Types  boundedList[string] `json:"types"`
+}
+
 // leaseParams is a validated lease request.
 type leaseParams struct {
 	queues, types []string
@@ -66,11 +74,18 @@ func (a *API) leaseParams(r *http.Request, req *api.LeaseRequest) (leaseParams, 
 // change is missed), for the next scheduled job to become due, for the end
 // of the wait, or for the request context to end.
 func (a *API) lease(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
-	var req api.LeaseRequest
+	req := leaseWire{Queues: boundedList[string]{max: MaxLeaseNames}, Types: boundedList[string]{max: MaxLeaseNames}}
 	if err := a.decodeBody(w, r, &req); err != nil {
 		return err
 	}
-	p, err := a.leaseParams(r, &req)
+	// The names go into the log record of the lease: a record must stay
+	// far below what its decoder believes (fsm.MaxDecodeItems), and every
+	// poll looks at each name.
+	if req.Queues.n > MaxLeaseNames || req.Types.n > MaxLeaseNames {
+		return invalidf("queues and types may name at most %d each, not %d and %d", MaxLeaseNames, req.Queues.n, req.Types.n)
+	}
+	req.LeaseRequest.Queues, req.LeaseRequest.Types = req.Queues.items, req.Types.items
+	p, err := a.leaseParams(r, &req.LeaseRequest)
 	if err != nil {
 		return err
 	}

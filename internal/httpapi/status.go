@@ -51,6 +51,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request, rep replica.Replica
 	if !st.Snapshot.LastTime.IsZero() {
 		out.Snapshot.LastTime = st.Snapshot.LastTime.UTC()
 	}
+	out.DiskFull = st.DiskFull
 	if st.Failed != nil {
 		out.Failed = st.Failed.Error()
 	}

@@ -209,7 +209,7 @@ type StateCollector struct {
 	Replica func() replica.Replica // nil or returning nil: only static figures
 	start   time.Time
 
-	jobs, walBytes, walSegments, walLSN, appliedLSN, snapLast, snapSize, snapLSN, recDur, recRecords, recJobs, up *prometheus.Desc
+	jobs, walBytes, walSegments, walLSN, appliedLSN, snapLast, snapSize, snapLSN, recDur, recRecords, recJobs, up, diskFull, walFailed *prometheus.Desc
 }
 
 // NewStateCollector returns the scrape-time collector; register it.
@@ -231,12 +231,14 @@ func NewStateCollector(rep func() replica.Replica) *StateCollector {
 		recRecords:  d("beaver_recovery_records_replayed", "WAL records replayed by the last recovery."),
 		recJobs:     d("beaver_recovery_snapshot_jobs", "Jobs loaded from the snapshot by the last recovery."),
 		up:          d("beaver_ready", "1 once recovery has finished and the server serves."),
+		diskFull:    d("beaver_disk_full", "1 while the disk is full: enqueues are refused, completions keep working."),
+		walFailed:   d("beaver_wal_failed", "1 once a WAL write or fsync failed: writes are refused until restart."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jobs, c.walBytes, c.walSegments, c.walLSN, c.appliedLSN, c.snapLast, c.snapSize, c.snapLSN, c.recDur, c.recRecords, c.recJobs, c.up} {
+	for _, d := range []*prometheus.Desc{c.jobs, c.walBytes, c.walSegments, c.walLSN, c.appliedLSN, c.snapLast, c.snapSize, c.snapLSN, c.recDur, c.recRecords, c.recJobs, c.up, c.diskFull, c.walFailed} {
 		ch <- d
 	}
 }
@@ -275,4 +277,12 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 	g(c.recDur, st.Recovery.Duration.Seconds())
 	g(c.recRecords, float64(st.Recovery.RecordsReplayed))
 	g(c.recJobs, float64(st.Recovery.SnapshotJobs))
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	g(c.diskFull, b(st.DiskFull))
+	g(c.walFailed, b(st.Failed != nil))
 }

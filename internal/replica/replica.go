@@ -19,8 +19,11 @@ import (
 type Replica interface {
 	// Propose makes cmd durable, applies it to the state machine and returns
 	// its result. cmd.Now must be set by the caller (the proposer's clock).
-	// The returned error is a system failure (the log failed, the replica is
-	// closed, not the leader); a rejected command is a Result with Err set.
+	// The returned error is a system failure (the log failed, the disk is
+	// full, the replica is closed, not the leader); a rejected command is a
+	// Result with Err set. While the disk is full only enqueues fail
+	// (ErrDiskFull); every other command may still use the space held in
+	// reserve for them.
 	// ctx bounds only the wait to enter the log: once a command is in the
 	// log it is applied, and Propose waits for it.
 	Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, error)
@@ -50,7 +53,12 @@ type Status struct {
 	Recovery   Recovery
 	WAL        WALStatus
 	Snapshot   SnapshotStatus
-	Failed     error // non-nil once the log has failed: writes are refused
+	// Failed is non-nil once the log has failed (matching ErrFailed and
+	// saying why): writes are refused until a restart.
+	Failed error
+	// DiskFull is set while the disk is full: enqueues are refused
+	// (ErrDiskFull), other commands keep working, until space is freed.
+	DiskFull bool
 }
 
 // Recovery describes what opening the replica did.
@@ -84,8 +92,17 @@ type SnapshotStatus struct {
 	LastError    string
 }
 
-// Errors of Propose.
+// Errors of Propose. Match them with errors.Is; errors of the storage also
+// wrap the storage's own error (e.g. wal.ErrDiskFull and syscall.ENOSPC).
 var (
 	// ErrClosed: the replica is closed.
 	ErrClosed = errors.New("replica: closed")
+	// ErrDiskFull: the disk is full and the command was not written. Only
+	// enqueues are refused, until space is freed (the replica notices by
+	// itself); other commands fail with it only once the space held in
+	// reserve for them is used up too.
+	ErrDiskFull = errors.New("replica: disk full")
+	// ErrFailed: the log failed (a write or fsync error): no command is
+	// accepted until the server restarts and recovers.
+	ErrFailed = errors.New("replica: log failed")
 )

@@ -49,6 +49,18 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/worker"
 )
 
+// Timeouts of the API's connections that are not configuration keys (see
+// limits.read_timeout, limits.write_timeout and limits.max_connections).
+const (
+	// ReadHeaderTimeout bounds the time a client takes to send a request's
+	// headers (or limits.read_timeout if that is shorter). A client that
+	// trickles them has its connection closed.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes a keep-alive connection that sent no request for
+	// this long.
+	IdleTimeout = 2 * time.Minute
+)
+
 // Options configure a Server.
 type Options struct {
 	Config config.Config
@@ -117,6 +129,7 @@ func New(o Options) (*Server, error) {
 		MaxQueueDepth:      c.Limits.MaxQueueDepth,
 		MaxLease:           c.Limits.MaxLease,
 		MaxWait:            c.Limits.MaxWait.Duration(),
+		ReadTimeout:        c.Limits.ReadTimeout.Duration(),
 		DefaultQueue:       c.Defaults.Queue,
 		DefaultMaxAttempts: c.Retry.MaxAttempts,
 		DefaultTimeout:     c.Defaults.Timeout.Duration(),
@@ -173,15 +186,21 @@ func (s *Server) Run(ctx context.Context) error {
 	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
 	apiSrv := &http.Server{
-		Handler:           s.api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler: s.api.Handler(),
+		// The body has its deadline (limits.read_timeout) from the API's
+		// handler, which lifts it once the body is read, before a long
+		// poll waits; no ReadTimeout here. WriteTimeout exceeds
+		// read_timeout + max_wait (Config.Validate).
+		ReadHeaderTimeout: min(ReadHeaderTimeout, c.Limits.ReadTimeout.Duration()),
+		WriteTimeout:      c.Limits.WriteTimeout.Duration(),
+		IdleTimeout:       IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	apiLn = newLimitListener(apiLn, c.Limits.MaxConnections)
 	metSrv := &http.Server{
 		Handler:           s.metricsMux(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: ReadHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 2)
@@ -314,6 +333,7 @@ func (s *Server) openReplica() (*local.Replica, error) {
 		Sync:             mode,
 		SyncInterval:     c.SyncInterval.Duration(),
 		SegmentSize:      int64(c.WAL.SegmentSize),
+		ReserveBytes:     int64(c.WAL.Reserve),
 		SnapshotEvery:    uint64(c.Snapshot.EveryRecords),
 		SnapshotInterval: c.Snapshot.Interval.Duration(),
 		SnapshotKeep:     c.Snapshot.Keep,
@@ -330,8 +350,13 @@ func (s *Server) metricsMux() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if s.rep.Load() == nil {
+		rep := s.rep.Load()
+		if rep == nil {
 			http.Error(w, "recovering\n", http.StatusServiceUnavailable)
+			return
+		}
+		if err := rep.Status().Failed; err != nil {
+			http.Error(w, "not ready: "+err.Error()+"\n", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
@@ -346,3 +371,63 @@ func (s *Server) metricsMux() http.Handler {
 
 // Uptime is how long the server has been running.
 func (s *Server) Uptime() time.Duration { return time.Since(s.started) }
+
+// limitListener accepts at most cap(sem) connections at once. Accept waits
+// while all are taken, so further connections wait in the kernel's listen
+// backlog (and the client's connect timeout) until one is closed; nothing
+// is accepted only to be refused. Like golang.org/x/net/netutil's
+// LimitListener, without the dependency.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{} // closed by Close: Accept stops waiting
+	closeOnce sync.Once
+}
+
+func newLimitListener(ln net.Listener, n int) *limitListener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+// Accept waits for a free slot, then for a connection. The slot is freed
+// when the connection is closed.
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+// limitConn frees its listener's slot on its first Close.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// CloseWrite passes the half-close that net/http uses before closing a
+// connection whose request it did not read to the end.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

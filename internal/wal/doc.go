@@ -12,6 +12,7 @@
 //	err = l.Replay(snapshotLSN+1, apply)           // rebuild state
 //	lsn, err := l.Append(typ, data)                // returns once durable
 //	l.AppendAsync(typ, data, func(lsn uint64, err error) { ... })
+//	l.AppendAsyncClass(typ, data, wal.ClassReserve, done) // may use the reserve when the disk is full
 //	err = l.TruncateBefore(snapshotLSN + 1)        // after a snapshot covers the old records
 //	err = l.Close()
 //
@@ -25,7 +26,8 @@
 // 00000000000000000001.wal. Only the newest segment, the active one, is
 // written; the writer rotates to a new segment once a batch leaves the
 // active one larger than Options.SegmentSize. Other files in the directory
-// (the .broken copies) are ignored. All integers are little-endian.
+// (the .broken copies, the reserve file described under Disk full) are
+// ignored. All integers are little-endian.
 //
 // Segment header, 16 bytes:
 //
@@ -69,7 +71,11 @@
 //     break this; the consequence is a refused start, never silent loss.)
 //   - A failed fdatasync leaves the file's durable content unknown. The log
 //     never retries one: it fails the batch and every later append
-//     (ErrFailed) until it is reopened and recovered.
+//     (ErrFailed) until it is reopened and recovered. This holds whatever
+//     the error, ENOSPC included, and for any other failed write,
+//     ftruncate or close of a segment, with one exception: a write that
+//     fails with ENOSPC (see Disk full).
+//     A Sync waiting when the log fails is answered with the failure.
 //
 // Sync modes and what a crash can lose of the acknowledged records:
 //
@@ -95,6 +101,48 @@
 // accumulate into the next batch: that is the group commit. Close drains the
 // queue, syncs, and stops both goroutines. Appenders block (backpressure)
 // while more than Options.MaxQueued bytes wait for the writer.
+//
+// # Disk full
+//
+// A write of a batch that fails with ENOSPC (and only with ENOSPC) is not a
+// failure of the log: nothing of the batch was acknowledged, and the
+// partial write is our own. The writer cuts the active segment back to its
+// size before the batch (ftruncate, then fdatasync, so recovery never sees
+// the partial write as a torn tail), fails the batch's appends with
+// ErrDiskFull (which also matches syscall.ENOSPC) and enters the disk-full
+// state. If the ftruncate or its fdatasync fails, the log fails instead
+// (ErrFailed), as above. Records queued behind the batch are renumbered so
+// that the batch's LSNs are reused and the log has no gap. Creating the
+// next segment at rotation can fail with ENOSPC too (creating the file,
+// writing its header, its fdatasync or the directory's): the half-made
+// file is removed (then the directory is fsynced), the log enters the
+// disk-full state and goes on writing to the current segment, which may
+// then grow past SegmentSize; it rotates again once the state ends.
+//
+// Options.ReserveBytes (0: none) makes the log keep a reserve file,
+// <dir>/reserve, of that many bytes, allocated with fallocate where the
+// file system supports it (zeros are written otherwise) and fsynced at
+// Open. Entering the disk-full state deletes it (and fsyncs the directory)
+// so that the space it held can be used. While disk-full:
+//
+//   - ClassNormal appends (AppendAsync, Append) fail at once with
+//     ErrDiskFull and do not touch the disk; those already queued when the
+//     state began fail the same way.
+//   - ClassReserve appends (AppendAsyncClass, AppendClass) are written as
+//     usual, into the freed reserve. Once that is used up they fail with
+//     ErrDiskFull too, each such write being cut back as above.
+//
+// Every Options.FreeSpaceInterval (1 s) the writer reads the free space of
+// the file system (vfs.StatFS, statfs on Linux). Once at least
+// 2 × ReserveBytes + SegmentSize bytes are free, it re-creates the reserve
+// file and leaves the state: ClassNormal appends succeed again within about
+// one interval. Where free space cannot be read, re-creating the reserve is
+// the test; with no reserve either, the log leaves the state at the next
+// check and a new ENOSPC brings it back. Stats and DiskFull report the
+// state; entering it logs a warning and leaving it logs at info level.
+//
+// If Open cannot create the reserve file for lack of space, the log opens
+// in the disk-full state.
 //
 // # Recovery
 //

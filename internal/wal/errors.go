@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Errors returned by the log. Match them with errors.Is; a *CorruptionError
@@ -20,6 +21,13 @@ var (
 	ErrFailed = errors.New("wal: log failed")
 	// ErrTooLarge: the record's payload exceeds MaxRecordSize.
 	ErrTooLarge = errors.New("wal: record too large")
+	// ErrDiskFull: the disk is full. A write that failed with ENOSPC was cut
+	// back (nothing of it is acknowledged or left behind), and until free
+	// space returns the log accepts only appends of ClassReserve; ClassNormal
+	// appends fail at once. Unlike ErrFailed it is not sticky: the log leaves
+	// the disk-full state by itself (see the package documentation). Errors
+	// of this kind also match syscall.ENOSPC.
+	ErrDiskFull = errors.New("wal: disk full")
 )
 
 // CorruptionError locates damage in a segment file. It wraps ErrCorrupt.
@@ -50,3 +58,22 @@ func (e *failedError) Error() string {
 }
 
 func (e *failedError) Unwrap() []error { return []error{ErrFailed, e.cause} }
+
+// diskFullError is the error of appends refused or failed in the disk-full
+// state: it matches ErrDiskFull, syscall.ENOSPC and the error that made the
+// log enter the state.
+type diskFullError struct {
+	op    string // what failed, e.g. "write /data/wal/00000000000000000001.wal"
+	cause error
+}
+
+func (e *diskFullError) Error() string {
+	return fmt.Sprintf("wal: disk full: %s: %v", e.op, e.cause)
+}
+
+func (e *diskFullError) Unwrap() []error {
+	if errors.Is(e.cause, syscall.ENOSPC) {
+		return []error{ErrDiskFull, e.cause}
+	}
+	return []error{ErrDiskFull, syscall.ENOSPC, e.cause}
+}

@@ -141,15 +141,23 @@ func removeFile(fsys vfs.FS, path string) error {
 	return nil
 }
 
-// ensureDir creates dir (0700) if needed and makes its entry durable.
+// ensureDir creates dir (0700) and its missing parents if needed, and makes
+// each new entry durable (a directory fsync of its parent).
 func ensureDir(fsys vfs.FS, dir string) error {
+	dir = filepath.Clean(dir)
 	if _, err := fsys.Stat(dir); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := ensureDir(fsys, parent); err != nil {
+			return err
+		}
+	}
 	if err := fsys.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
-	return fsys.SyncDir(filepath.Dir(filepath.Clean(dir)))
+	return fsys.SyncDir(parent)
 }

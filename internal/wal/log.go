@@ -60,6 +60,10 @@ const (
 	DefaultSegmentSize  = 64 << 20
 	DefaultSyncInterval = 10 * time.Millisecond
 	DefaultMaxQueued    = 64 << 20
+	// DefaultReserveBytes is the reserve file size the server configures
+	// by default (Options.ReserveBytes itself defaults to no reserve).
+	DefaultReserveBytes      = 64 << 20
+	DefaultFreeSpaceInterval = time.Second
 )
 
 // Batch bounds: the writer writes and syncs at most this much at once.
@@ -89,6 +93,17 @@ type Options struct {
 	// directory (default 1). A replica whose snapshot covers LSN S opens
 	// with StartLSN S+1, so the log never restarts below its snapshot.
 	StartLSN uint64
+	// ReserveBytes is the size of the reserve file, <dir>/reserve, that the
+	// log keeps allocated (fallocate, or zeros where that is unsupported;
+	// fsynced) so that records of ClassReserve can still be written once the
+	// disk is full: entering the disk-full state deletes the file, leaving
+	// it re-creates it. 0 (the default): no reserve file, and Open deletes
+	// one left by an earlier configuration. The server's default is
+	// DefaultReserveBytes.
+	ReserveBytes int64
+	// FreeSpaceInterval is how often a disk-full log checks for free space
+	// (see the package documentation). Default DefaultFreeSpaceInterval.
+	FreeSpaceInterval time.Duration
 }
 
 // Observer receives metrics. It is called from the writer goroutine, so
@@ -130,6 +145,15 @@ func (o *Options) fill() error {
 	if o.MaxQueued == 0 {
 		o.MaxQueued = DefaultMaxQueued
 	}
+	if o.ReserveBytes < 0 {
+		return fmt.Errorf("wal: ReserveBytes %d is negative", o.ReserveBytes)
+	}
+	if o.FreeSpaceInterval < 0 {
+		return fmt.Errorf("wal: FreeSpaceInterval %v is negative", o.FreeSpaceInterval)
+	}
+	if o.FreeSpaceInterval == 0 {
+		o.FreeSpaceInterval = DefaultFreeSpaceInterval
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -161,6 +185,10 @@ type Stats struct {
 	Batches  uint64 // batches written since Open
 	Syncs    uint64 // fdatasyncs of appended data since Open
 	Err      error  // the failure that stopped the log (matches ErrFailed), or nil
+	// DiskFull is set while the log is in the disk-full state: only
+	// ClassReserve appends are accepted.
+	DiskFull bool
+	Reserve  int64 // bytes held by the reserve file (0 while disk-full or with no reserve)
 }
 
 // segment is a segment file of an open log.
@@ -172,9 +200,10 @@ type segment struct {
 
 // entry is one AppendAsync call in a batch.
 type entry struct {
-	done func(uint64, error)
-	lsn  uint64
-	err  error
+	done  func(uint64, error)
+	lsn   uint64
+	err   error
+	class Class
 }
 
 // batch is a group of records written with one write and one fdatasync.
@@ -212,6 +241,9 @@ type Log struct {
 	writerIdle   bool          // the writer waits for wake
 	wake         chan struct{} // cap 1
 	syncReqs     []syncReq     // Sync calls waiting for the writer
+	// diskFullErr is set (a *diskFullError) while the log is disk-full;
+	// only the writer goroutine (or Open) changes it. See diskfull.go.
+	diskFullErr error
 
 	// Batches done by the writer, waiting for their callbacks.
 	cmu       sync.Mutex
@@ -232,6 +264,8 @@ type Log struct {
 	w writer // owned by the writer goroutine
 
 	appends, batches, syncs atomic.Uint64
+	reserve                 atomic.Int64       // bytes in the reserve file
+	checkReq                chan chan struct{} // tests: the writer checks free space now and closes the channel
 
 	closeOnce sync.Once
 	closeErr  error // set by the writer before it exits
@@ -265,6 +299,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		logger:    opts.Logger,
 		wake:      make(chan struct{}, 1),
 		complWake: make(chan struct{}, 1),
+		checkReq:  make(chan chan struct{}),
 	}
 	l.space.L = &l.mu
 	rec := Recovery{Segments: len(scan.segs), Records: scan.records}
@@ -305,6 +340,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.Sync == SyncInterval {
 		l.w.timer = time.NewTimer(time.Hour)
 		l.w.timer.Stop()
+	}
+	if err := l.openReserve(); err != nil {
+		f.Close()
+		l.stopFreeTicker()
+		return nil, err
 	}
 
 	rec.FirstLSN, rec.LastLSN = l.firstLSNLocked(), l.lastLSN
@@ -390,10 +430,20 @@ func (l *Log) Stats() Stats {
 	st.Appends = l.appends.Load()
 	st.Batches = l.batches.Load()
 	st.Syncs = l.syncs.Load()
+	st.Reserve = l.reserve.Load()
 	l.mu.Lock()
 	st.Err = l.failErr
+	st.DiskFull = l.diskFullErr != nil
 	l.mu.Unlock()
 	return st
+}
+
+// DiskFull reports whether the log is in the disk-full state: ClassNormal
+// appends fail with ErrDiskFull until free space returns.
+func (l *Log) DiskFull() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.diskFullErr != nil
 }
 
 // TruncateBefore deletes the oldest segments all of whose records have an

@@ -1,26 +1,67 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/vfs"
 )
 
-// AppendAsync queues a record and returns without waiting. data is copied
-// before AppendAsync returns. LSNs are assigned in the order of the calls.
+// Class says whether an append may use the space the log holds in reserve
+// for when the disk is full (Options.ReserveBytes).
+type Class uint8
+
+const (
+	// ClassNormal appends fail at once with ErrDiskFull while the log is
+	// disk-full, without touching the disk. Use it for records that grow
+	// the state (new jobs).
+	ClassNormal Class = iota
+	// ClassReserve appends are written while the log is disk-full, into the
+	// space freed by deleting the reserve file. Use it for records that let
+	// the system drain (completions, lease changes, cancellations, purges):
+	// they keep working while new work is refused. They can still fail with
+	// ErrDiskFull once that space is used up too.
+	ClassReserve
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassNormal:
+		return "normal"
+	case ClassReserve:
+		return "reserve"
+	}
+	return fmt.Sprintf("Class(%d)", int(c))
+}
+
+// AppendAsync is AppendAsyncClass with ClassNormal.
+func (l *Log) AppendAsync(typ uint8, data []byte, done func(lsn uint64, err error)) {
+	l.AppendAsyncClass(typ, data, ClassNormal, done)
+}
+
+// AppendAsyncClass queues a record and returns without waiting. data is
+// copied before it returns. LSNs are assigned in the order of the calls.
 //
 // done (may be nil) is called exactly once, in LSN order across all appends,
 // from the log's completion goroutine: after the record's batch is written
 // and, with SyncAlways, fdatasynced; or with an error and LSN 0 (ErrTooLarge,
-// ErrFailed wrapping the I/O error). The one exception: after Close, done is
-// called with ErrClosed before AppendAsync returns. done must be quick and
-// must not wait for the log (no Append, no Close); AppendAsync is fine.
+// ErrFailed wrapping the I/O error, ErrDiskFull). The one exception: after
+// Close, done is called with ErrClosed before AppendAsyncClass returns. done
+// must be quick and must not wait for the log (no Append, no Close);
+// AppendAsync is fine.
 //
-// AppendAsync blocks while more than Options.MaxQueued bytes wait for the
-// writer.
-func (l *Log) AppendAsync(typ uint8, data []byte, done func(lsn uint64, err error)) {
+// class matters only while the log is disk-full: a ClassNormal append then
+// fails with ErrDiskFull without being written, a ClassReserve one is
+// written. A record queued when the log enters the disk-full state is
+// treated the same way, so that a ClassNormal record never uses the
+// reserve.
+//
+// AppendAsyncClass blocks while more than Options.MaxQueued bytes wait for
+// the writer.
+func (l *Log) AppendAsyncClass(typ uint8, data []byte, class Class, done func(lsn uint64, err error)) {
 	var reject error
 	size := 0
 	if len(data) > MaxRecordSize {
@@ -29,8 +70,14 @@ func (l *Log) AppendAsync(typ uint8, data []byte, done func(lsn uint64, err erro
 		size = recordSize(len(data))
 	}
 	l.mu.Lock()
-	for reject == nil && !l.closed && l.failErr == nil &&
-		l.queued > 0 && l.queued+int64(size) > l.opts.MaxQueued {
+	for reject == nil && !l.closed && l.failErr == nil {
+		if l.diskFullErr != nil && class == ClassNormal {
+			reject = l.diskFullErr
+			break
+		}
+		if l.queued == 0 || l.queued+int64(size) <= l.opts.MaxQueued {
+			break
+		}
 		l.spaceWaiters++
 		l.space.Wait()
 		l.spaceWaiters--
@@ -59,7 +106,7 @@ func (l *Log) AppendAsync(typ uint8, data []byte, done func(lsn uint64, err erro
 			b.first = lsn
 		}
 		b.buf = appendFrame(b.buf, lsn, typ, data)
-		b.entries = append(b.entries, entry{done: done, lsn: lsn})
+		b.entries = append(b.entries, entry{done: done, lsn: lsn, class: class})
 		b.records++
 		l.queued += int64(size)
 	}
@@ -99,11 +146,16 @@ func (l *Log) wakeWriter() {
 	}
 }
 
-// Append appends a record and waits until it is durable per the sync mode.
-// It returns the record's LSN.
+// Append is AppendClass with ClassNormal.
 func (l *Log) Append(typ uint8, data []byte) (uint64, error) {
+	return l.AppendClass(typ, data, ClassNormal)
+}
+
+// AppendClass appends a record and waits until it is durable per the sync
+// mode. It returns the record's LSN. See AppendAsyncClass for class.
+func (l *Log) AppendClass(typ uint8, data []byte, class Class) (uint64, error) {
 	w := waiterPool.Get().(*waiter)
-	l.AppendAsync(typ, data, w.fn)
+	l.AppendAsyncClass(typ, data, class, w.fn)
 	<-w.ch
 	lsn, err := w.lsn, w.err
 	w.err = nil
@@ -133,13 +185,17 @@ var waiterPool = sync.Pool{New: func() any {
 
 // writer is the state owned by the writer goroutine.
 type writer struct {
-	f      vfs.File // the active segment; nil after a failed rotation
+	f      vfs.File // the active segment; nil once closed by finishWriter
 	path   string
 	size   int64       // bytes in the active segment
 	next   uint64      // LSN of the next record to write
 	dirty  bool        // written since the last fdatasync
 	timer  *time.Timer // SyncInterval only
 	failed error       // sticky, also published in l.failErr
+	// diskFull is set in the disk-full state (published as l.diskFullErr);
+	// freeTick then paces the free-space checks.
+	diskFull bool
+	freeTick *time.Ticker
 }
 
 // runWriter is the writer goroutine: it takes one batch at a time off the
@@ -168,18 +224,30 @@ func (l *Log) runWriter() {
 			l.serveSyncs(true)
 			return
 		}
+		var freeC <-chan time.Time
+		if l.w.freeTick != nil {
+			freeC = l.w.freeTick.C
+		}
 		select {
 		case <-l.wake:
 		case <-timerC:
 			l.intervalSync()
+		case <-freeC:
+			l.checkFreeSpace()
+		case ch := <-l.checkReq:
+			l.checkFreeSpace()
+			close(ch)
 		}
 	}
 }
 
 // serveSyncs answers the Sync calls whose records are all written, with one
 // fdatasync if anything is unsynced. With all, it answers every call (the
-// log is closed and drained). It reports whether it answered any.
+// log is closed and drained). Once the log failed it answers every call with
+// the failure: their records will never be written. It reports whether it
+// answered any.
 func (l *Log) serveSyncs(all bool) bool {
+	all = all || l.w.failed != nil
 	l.mu.Lock()
 	var ready []syncReq
 	keep := l.syncReqs[:0]
@@ -243,6 +311,10 @@ func (l *Log) writeBatch(b *batch) {
 	}
 	sealRecords(b.buf)
 	if _, err := l.w.f.Write(b.buf); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			l.writeNoSpace(b, err)
+			return
+		}
 		l.fail("write "+l.w.path, err)
 		l.failBatch(b, l.w.failed)
 		return
@@ -275,16 +347,25 @@ func (l *Log) writeBatch(b *batch) {
 	l.segMu.Unlock()
 	// Rotate before the callbacks run, so an acknowledged append sees the
 	// segment list it caused. A failed rotation fails later appends only:
-	// this batch is already done.
-	if l.w.size > l.opts.SegmentSize {
+	// this batch is already done. While the disk is full the active segment
+	// grows past SegmentSize instead (by the reserve at most).
+	if l.w.size > l.opts.SegmentSize && !l.w.diskFull {
 		l.rotate()
 	}
 	l.complete(b)
 
-	if l.w.timer != nil { // a busy writer never idles in select: poll the timer
+	// A busy writer never idles in select: poll the timers.
+	if l.w.timer != nil {
 		select {
 		case <-l.w.timer.C:
 			l.intervalSync()
+		default:
+		}
+	}
+	if l.w.freeTick != nil {
+		select {
+		case <-l.w.freeTick.C:
+			l.checkFreeSpace()
 		default:
 		}
 	}
@@ -311,9 +392,12 @@ func (l *Log) intervalSync() {
 	}
 }
 
-// rotate makes the active segment durable, closes it and starts the next.
-// The old segment is synced in every mode: recovery forgives a torn tail
-// only in the last segment.
+// rotate makes the active segment durable, starts the next and closes the
+// old one. The old segment is synced in every mode, before the next is
+// created: recovery forgives a torn tail only in the last segment. If the
+// disk is too full to create the next segment, the half-made file is
+// removed, the log enters the disk-full state and goes on writing to the
+// old segment.
 func (l *Log) rotate() {
 	if l.w.failed != nil {
 		return
@@ -324,22 +408,28 @@ func (l *Log) rotate() {
 			return
 		}
 	}
-	if err := l.w.f.Close(); err != nil {
-		l.w.f = nil
-		l.fail("close "+l.w.path, err)
-		return
-	}
-	l.w.f = nil
 	f, path, err := createSegment(l.fs, l.dir, l.w.next)
 	if err != nil {
-		l.fail("rotate", err)
+		if !errors.Is(err, syscall.ENOSPC) {
+			l.fail("rotate", err)
+			return
+		}
+		if rerr := discardFile(l.fs, path); rerr != nil {
+			l.fail("remove half-made segment after ENOSPC", rerr)
+			return
+		}
+		l.enterDiskFull("create segment "+path, err)
 		return
 	}
+	old, oldPath := l.w.f, l.w.path
 	l.w.f, l.w.path, l.w.size = f, path, segmentHeaderSize
 	l.segMu.Lock()
 	l.segs = append(l.segs, segment{base: l.w.next, path: path, size: segmentHeaderSize})
 	l.segMu.Unlock()
 	l.logger.Debug("wal: rotated segment", "file", path, "first_lsn", l.w.next)
+	if err := old.Close(); err != nil {
+		l.fail("close "+oldPath, err)
+	}
 }
 
 // fail puts the log into the failed state. A failed fsync is never retried:
@@ -375,6 +465,7 @@ func (l *Log) finishWriter() {
 	if l.w.timer != nil {
 		l.w.timer.Stop()
 	}
+	l.stopFreeTicker()
 	if l.w.f != nil {
 		if l.w.dirty && l.w.failed == nil {
 			if err := l.syncActive(); err != nil {

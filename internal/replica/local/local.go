@@ -23,6 +23,19 @@
 // wakes the proposer. A command is therefore applied only once it is durable,
 // and always in log order.
 //
+// # Disk full
+//
+// Enqueues are appended as wal.ClassNormal, every other command as
+// wal.ClassReserve. When a WAL write fails with ENOSPC the WAL cuts the
+// write back, deletes its reserve file and enters its disk-full state:
+// enqueues then fail at once with an error matching replica.ErrDiskFull,
+// wal.ErrDiskFull and syscall.ENOSPC, while leases, acks, heartbeats,
+// cancels, retries, ticks and purges are still written into the freed
+// reserve, so running jobs can finish and the queue drains. The WAL checks
+// free space every second and accepts enqueues again once there is room
+// (wal.Options.ReserveBytes). A failed fsync is different: the WAL stops for
+// good (replica.ErrFailed, Status().Failed) until a restart.
+//
 // # Snapshots
 //
 // A background goroutine takes a snapshot every Options.SnapshotEvery
@@ -83,6 +96,11 @@ type Options struct {
 	// replica's lock, in log order. It must be fast and must not call the
 	// replica.
 	OnApply func(m *fsm.Machine, c *fsm.Command, r *fsm.Result)
+	// ReserveBytes is the size of the WAL's reserve file, freed for the
+	// commands other than enqueues when the disk fills up (see
+	// wal.Options.ReserveBytes; 0: none). The server's default is
+	// wal.DefaultReserveBytes.
+	ReserveBytes int64
 }
 
 // Replica is the single-node replica. See the package documentation.
@@ -223,6 +241,7 @@ func (r *Replica) recover() error {
 		Logger:       r.log,
 		Observer:     r.opts.WALObserver,
 		StartLSN:     r.applied + 1,
+		ReserveBytes: r.opts.ReserveBytes,
 	})
 	if err != nil {
 		return err
@@ -289,7 +308,7 @@ func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, er
 	*bp = fsm.AppendCommand((*bp)[:0], cmd)
 	p := proposalPool.Get().(*proposal)
 	p.cmd = cmd
-	r.wal.AppendAsync(recordCommand, *bp, func(lsn uint64, err error) { r.applyDurable(p, lsn, err) })
+	r.wal.AppendAsyncClass(recordCommand, *bp, walClass(cmd.Kind), func(lsn uint64, err error) { r.applyDurable(p, lsn, err) })
 	if cap(*bp) <= 64<<10 {
 		encodePool.Put(bp)
 	}
@@ -297,7 +316,42 @@ func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, er
 	res, err := p.res, p.err
 	*p = proposal{done: p.done}
 	proposalPool.Put(p)
-	return res, err
+	if err != nil {
+		return res, storageErr(err)
+	}
+	return res, nil
+}
+
+// walClass says which commands may use the WAL's reserve when the disk is
+// full: all but enqueues, so that work in progress can finish (and the
+// queue drain) while new work is refused.
+func walClass(k fsm.Kind) wal.Class {
+	if k == fsm.KindEnqueue {
+		return wal.ClassNormal
+	}
+	return wal.ClassReserve
+}
+
+// storageError is a WAL failure as Propose and Status report it: it matches
+// kind (replica.ErrDiskFull or replica.ErrFailed) and everything the WAL's
+// error matches, and reads as the WAL's error.
+type storageError struct {
+	kind error
+	err  error
+}
+
+func (e *storageError) Error() string   { return e.err.Error() }
+func (e *storageError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// storageErr classifies an error of the WAL for the replica's callers.
+func storageErr(err error) error {
+	switch {
+	case errors.Is(err, wal.ErrFailed):
+		return &storageError{kind: replica.ErrFailed, err: err}
+	case errors.Is(err, wal.ErrDiskFull):
+		return &storageError{kind: replica.ErrDiskFull, err: err}
+	}
+	return err
 }
 
 // applyDurable runs on the WAL's completion goroutine, in LSN order.
@@ -374,8 +428,9 @@ func (r *Replica) Status() replica.Status {
 		Snapshot:   ss,
 	}
 	if err := r.wal.Err(); err != nil {
-		st.Failed = err
+		st.Failed = storageErr(err)
 	}
+	st.DiskFull = r.wal.DiskFull()
 	return st
 }
 
@@ -420,6 +475,7 @@ func (r *Replica) takeSnapshot() error {
 	snap := r.m.Capture()
 	r.sinceSnap.Store(0)
 	r.mu.Unlock()
+	r.log.Debug("writing snapshot", "lsn", lsn, "jobs", snap.Jobs())
 
 	size, err := r.writeSnapshot(snap, lsn)
 	d := time.Since(start)
