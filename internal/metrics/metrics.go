@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,36 @@ type Metrics struct {
 	SnapshotFailed prometheus.Counter
 	HTTPRequests   *prometheus.CounterVec
 	HTTPDuration   *prometheus.HistogramVec
+
+	series sync.Map // jobKey -> *jobSeries
+}
+
+type jobKey struct{ queue, typ string }
+
+// jobSeries holds the per-(queue, type) children, resolved once: looking
+// labels up for every job costs more than running a noop job.
+type jobSeries struct {
+	enqueued, completed, attemptsFailed, retried, dead, canceled prometheus.Counter
+	runDuration, waitTime                                        prometheus.Observer
+}
+
+func (m *Metrics) job(queue, typ string) *jobSeries {
+	k := jobKey{queue, typ}
+	if s, ok := m.series.Load(k); ok {
+		return s.(*jobSeries)
+	}
+	s := &jobSeries{
+		enqueued:       m.Enqueued.WithLabelValues(queue, typ),
+		completed:      m.Completed.WithLabelValues(queue, typ),
+		attemptsFailed: m.AttemptsFailed.WithLabelValues(queue, typ),
+		retried:        m.Retried.WithLabelValues(queue, typ),
+		dead:           m.Dead.WithLabelValues(queue, typ),
+		canceled:       m.Canceled.WithLabelValues(queue, typ),
+		runDuration:    m.RunDuration.WithLabelValues(queue, typ),
+		waitTime:       m.WaitTime.WithLabelValues(queue, typ),
+	}
+	actual, _ := m.series.LoadOrStore(k, s)
+	return actual.(*jobSeries)
 }
 
 // New creates the collectors and registers them, with the collectors that
@@ -125,12 +156,12 @@ func (m *Metrics) ObserveSnapshot(d time.Duration, _ int64, err error) {
 
 // Started implements worker.Observer.
 func (m *Metrics) Started(queue, typ string, wait time.Duration) {
-	m.WaitTime.WithLabelValues(queue, typ).Observe(max(wait, 0).Seconds())
+	m.job(queue, typ).waitTime.Observe(max(wait, 0).Seconds())
 }
 
 // Finished implements worker.Observer.
 func (m *Metrics) Finished(queue, typ string, d time.Duration, _ string) {
-	m.RunDuration.WithLabelValues(queue, typ).Observe(d.Seconds())
+	m.job(queue, typ).runDuration.Observe(d.Seconds())
 }
 
 // Applied is the replica's OnApply hook: it counts job transitions from each
@@ -146,7 +177,7 @@ func (m *Metrics) Applied(mc *fsm.Machine, c *fsm.Command, r *fsm.Result) {
 			if q == "" {
 				q = fsm.DefaultQueue
 			}
-			m.Enqueued.WithLabelValues(q, c.Jobs[i].Type).Inc()
+			m.job(q, c.Jobs[i].Type).enqueued.Inc()
 		}
 	case fsm.KindAck, fsm.KindLease: // a Lease may carry the acks of a worker pool
 		for i, err := range r.AckErrs {
@@ -157,20 +188,21 @@ func (m *Metrics) Applied(mc *fsm.Machine, c *fsm.Command, r *fsm.Result) {
 			if !ok {
 				continue
 			}
+			js := m.job(j.Queue, j.Type)
 			switch j.State {
 			case fsm.StateCompleted:
-				m.Completed.WithLabelValues(j.Queue, j.Type).Inc()
+				js.completed.Inc()
 			case fsm.StateFailed:
-				m.AttemptsFailed.WithLabelValues(j.Queue, j.Type).Inc()
-				m.Dead.WithLabelValues(j.Queue, j.Type).Inc()
+				js.attemptsFailed.Inc()
+				js.dead.Inc()
 			default:
-				m.AttemptsFailed.WithLabelValues(j.Queue, j.Type).Inc()
-				m.Retried.WithLabelValues(j.Queue, j.Type).Inc()
+				js.attemptsFailed.Inc()
+				js.retried.Inc()
 			}
 		}
 	case fsm.KindCancel:
 		if r.Err == nil && len(r.Jobs) == 1 {
-			m.Canceled.WithLabelValues(r.Jobs[0].Queue, r.Jobs[0].Type).Inc()
+			m.job(r.Jobs[0].Queue, r.Jobs[0].Type).canceled.Inc()
 		}
 	case fsm.KindTick, fsm.KindRecover:
 		m.LeasesExpired.Add(float64(r.Expired))
