@@ -23,9 +23,19 @@ type enqueueWire struct {
 
 // POST /v1/jobs
 func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
-	var req enqueueWire
-	if err := a.decodeBody(w, r, &req); err != nil {
+	body, err := a.readBody(w, r)
+	if err != nil {
 		return err
+	}
+	// The fast path needs valid JSON; decodeStrict answers anything else.
+	req, ok := enqueueWire{}, false
+	if json.Valid(body) {
+		req, ok = fastDecodeEnqueue(body)
+	}
+	if !ok {
+		if err := decodeStrict(body, &req, ""); err != nil {
+			return err
+		}
 	}
 	now := a.clock()
 	spec, err := a.spec(&req, now, "", 0)
@@ -66,9 +76,12 @@ func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.R
 	specs := make([]fsm.JobSpec, len(req.Jobs.items))
 	for i, raw := range req.Jobs.items {
 		prefix := "jobs[" + strconv.Itoa(i) + "]"
-		var jr enqueueWire
-		if err := decodeStrict(raw, &jr, prefix); err != nil {
-			return err
+		// raw is valid JSON: the first pass checked the whole body.
+		jr, ok := fastDecodeEnqueue(raw)
+		if !ok {
+			if err := decodeStrict(raw, &jr, prefix); err != nil {
+				return err
+			}
 		}
 		var err error
 		if specs[i], err = a.spec(&jr, now, prefix, i); err != nil {
