@@ -23,6 +23,7 @@ const (
 	SyncIntervalDefault    = 10 * time.Millisecond
 
 	SnapshotEveryRecordsDefault = 100_000
+	SnapshotEveryBytesDefault   = 64 * MiB
 	SnapshotIntervalDefault     = 5 * time.Minute
 	SnapshotKeepDefault         = 2
 
@@ -118,6 +119,9 @@ type Config struct {
 type SnapshotConfig struct {
 	// EveryRecords takes a snapshot after this many WAL records.
 	EveryRecords int `yaml:"every_records"`
+	// EveryBytes also takes a snapshot once this many bytes were logged
+	// since the last one, so batch enqueues bound restart time too.
+	EveryBytes ByteSize `yaml:"every_bytes"`
 	// Interval takes a snapshot this long after the last one if any record
 	// was written since.
 	Interval Duration `yaml:"interval"`
@@ -246,6 +250,7 @@ func Default() Config {
 		SyncInterval:    Duration(SyncIntervalDefault),
 		Snapshot: SnapshotConfig{
 			EveryRecords: SnapshotEveryRecordsDefault,
+			EveryBytes:   SnapshotEveryBytesDefault,
 			Interval:     Duration(SnapshotIntervalDefault),
 			Keep:         SnapshotKeepDefault,
 		},

@@ -32,6 +32,7 @@ var keys = []key{
 	{"sync", "sync", "WAL durability: always (fsync before ack), interval or never", func(c *Config) any { return &c.Sync }},
 	{"sync_interval", "sync-interval", "fsync period with --sync=interval", func(c *Config) any { return &c.SyncInterval }},
 	{"snapshot.every_records", "snapshot-every-records", "take a snapshot after this many WAL records", func(c *Config) any { return &c.Snapshot.EveryRecords }},
+	{"snapshot.every_bytes", "snapshot-every-bytes", "also take a snapshot after this many bytes of WAL records", func(c *Config) any { return &c.Snapshot.EveryBytes }},
 	{"snapshot.interval", "snapshot-interval", "take a snapshot this long after the last one if anything changed", func(c *Config) any { return &c.Snapshot.Interval }},
 	{"snapshot.keep", "snapshot-keep", "number of snapshot files kept", func(c *Config) any { return &c.Snapshot.Keep }},
 	{"wal.segment_size", "wal-segment-size", "size at which a WAL segment is closed and a new one started", func(c *Config) any { return &c.WAL.SegmentSize }},

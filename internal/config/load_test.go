@@ -65,7 +65,7 @@ func TestLoadBad(t *testing.T) {
 		msg  string // in the error text
 	}{
 		{"unknown top-level key", "workers: 3\nworker: 4\n", "worker", 2, "unknown key"},
-		{"unknown nested key", "snapshot:\n  keep: 2\n  every: 5\n", "snapshot.every", 3, "every_records, interval, keep"},
+		{"unknown nested key", "snapshot:\n  keep: 2\n  every: 5\n", "snapshot.every", 3, "every_records, every_bytes, interval, keep"},
 		{"unknown deep key", "handlers:\n  exec:\n    allowed: [ls]\n", "handlers.exec.allowed", 3, "unknown key"},
 		{"unknown section", "cluster:\n  peers: []\n", "cluster", 1, "unknown key"},
 		{"unknown key in flow style", "retry: {max_attempts: 3, jitter: 0.1}\n", "retry.jitter", 1, "unknown key"},

@@ -41,6 +41,9 @@ func (c *Config) Validate() error {
 	v.positive("sync_interval", c.SyncInterval)
 
 	v.atLeast("snapshot.every_records", c.Snapshot.EveryRecords, 1)
+	if c.Snapshot.EveryBytes < 64*KiB {
+		v.fail("snapshot.every_bytes", "must be at least 64KiB, got %s", c.Snapshot.EveryBytes)
+	}
 	v.positive("snapshot.interval", c.Snapshot.Interval)
 	v.atLeast("snapshot.keep", c.Snapshot.Keep, 1)
 	if c.WAL.SegmentSize < minSegmentSize {

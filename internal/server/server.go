@@ -335,6 +335,7 @@ func (s *Server) openReplica() (*local.Replica, error) {
 		SegmentSize:      int64(c.WAL.SegmentSize),
 		ReserveBytes:     int64(c.WAL.Reserve),
 		SnapshotEvery:    uint64(c.Snapshot.EveryRecords),
+		SnapshotBytes:    int64(c.Snapshot.EveryBytes),
 		SnapshotInterval: c.Snapshot.Interval.Duration(),
 		SnapshotKeep:     c.Snapshot.Keep,
 		Logger:           s.log,

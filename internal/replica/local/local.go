@@ -70,18 +70,24 @@ const recordCommand uint8 = 1
 // Defaults of Options.
 const (
 	DefaultSnapshotEvery    = 100_000
+	DefaultSnapshotBytes    = 64 << 20
 	DefaultSnapshotInterval = 5 * time.Minute
 	DefaultSnapshotKeep     = 2
 )
 
 // Options configure a Replica.
 type Options struct {
-	Dir              string
-	FS               vfs.FS // default vfs.OS
-	Sync             wal.SyncMode
-	SyncInterval     time.Duration
-	SegmentSize      int64
-	SnapshotEvery    uint64        // records between snapshots; default DefaultSnapshotEvery
+	Dir           string
+	FS            vfs.FS // default vfs.OS
+	Sync          wal.SyncMode
+	SyncInterval  time.Duration
+	SegmentSize   int64
+	SnapshotEvery uint64 // records between snapshots; default DefaultSnapshotEvery
+	// SnapshotBytes also takes a snapshot once this many bytes of commands
+	// were logged since the last one (a batch enqueue of 1,000 jobs is one
+	// record): it bounds the WAL a restart replays. Default
+	// DefaultSnapshotBytes; negative: no byte trigger.
+	SnapshotBytes    int64
 	SnapshotInterval time.Duration // at most this long between snapshots while records arrive; default 5m
 	SnapshotKeep     int           // snapshots kept; default 2
 	// NoSnapshotOnClose skips the snapshot Close otherwise takes, which
@@ -111,12 +117,13 @@ type Replica struct {
 	wal   *wal.Log
 	snaps *snapshot.Store
 
-	mu        sync.RWMutex // guards m, applied, changed
-	m         *fsm.Machine
-	applied   uint64 // LSN of the last applied command
-	changed   chan struct{}
-	watched   bool // someone holds changed: close it at the next change
-	sinceSnap atomic.Uint64
+	mu             sync.RWMutex // guards m, applied, changed
+	m              *fsm.Machine
+	applied        uint64 // LSN of the last applied command
+	changed        chan struct{}
+	watched        bool          // someone holds changed: close it at the next change
+	sinceSnap      atomic.Uint64 // records applied since the last capture
+	sinceSnapBytes atomic.Int64  // and their encoded bytes
 
 	recovery replica.Recovery
 	closed   atomic.Bool
@@ -143,6 +150,9 @@ func Open(opts Options) (*Replica, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
+	}
+	if opts.SnapshotBytes == 0 {
+		opts.SnapshotBytes = DefaultSnapshotBytes
 	}
 	if opts.SnapshotEvery == 0 {
 		opts.SnapshotEvery = DefaultSnapshotEvery
@@ -255,6 +265,7 @@ func (r *Replica) recover() error {
 	if last < r.applied {
 		return fmt.Errorf("recover: the snapshot covers LSN %d but the WAL ends at LSN %d", r.applied, last)
 	}
+	var replayedBytes int64
 	err = r.wal.Replay(r.applied+1, func(lsn uint64, typ uint8, data []byte) error {
 		if typ != recordCommand {
 			return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
@@ -266,12 +277,14 @@ func (r *Replica) recover() error {
 		r.m.Apply(&c)
 		r.applied = lsn
 		r.recovery.RecordsReplayed++
+		replayedBytes += int64(len(data))
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	r.sinceSnap.Store(r.recovery.RecordsReplayed)
+	r.sinceSnapBytes.Store(replayedBytes)
 	var inflight int
 	total, _ := r.m.Counts()
 	inflight = total.Count(fsm.StateInFlight)
@@ -291,6 +304,7 @@ type proposal struct {
 	res  fsm.Result
 	err  error
 	done chan struct{}
+	size int // encoded bytes
 }
 
 var proposalPool = sync.Pool{New: func() any { return &proposal{done: make(chan struct{}, 1)} }}
@@ -308,6 +322,7 @@ func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, er
 	*bp = fsm.AppendCommand((*bp)[:0], cmd)
 	p := proposalPool.Get().(*proposal)
 	p.cmd = cmd
+	p.size = len(*bp)
 	r.wal.AppendAsyncClass(recordCommand, *bp, walClass(cmd.Kind), func(lsn uint64, err error) { r.applyDurable(p, lsn, err) })
 	if cap(*bp) <= 64<<10 {
 		encodePool.Put(bp)
@@ -373,11 +388,13 @@ func (r *Replica) applyDurable(p *proposal, lsn uint64, err error) {
 		r.watched = false
 	}
 	r.mu.Unlock()
+	size := p.size
 	p.done <- struct{}{}
-	if r.sinceSnap.Add(1) == r.opts.SnapshotEvery {
+	recs, bytes := r.sinceSnap.Add(1), r.sinceSnapBytes.Add(int64(size))
+	if recs >= r.opts.SnapshotEvery || (r.opts.SnapshotBytes > 0 && bytes >= r.opts.SnapshotBytes) {
 		select {
 		case r.snapTrigger <- struct{}{}:
-		default:
+		default: // one is pending already
 		}
 	}
 }
@@ -474,6 +491,7 @@ func (r *Replica) takeSnapshot() error {
 	}
 	snap := r.m.Capture()
 	r.sinceSnap.Store(0)
+	r.sinceSnapBytes.Store(0)
 	r.mu.Unlock()
 	r.log.Debug("writing snapshot", "lsn", lsn, "jobs", snap.Jobs())
 

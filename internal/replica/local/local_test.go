@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/wal"
@@ -241,5 +243,24 @@ func TestProposeAfterClose(t *testing.T) {
 	r.Close()
 	if _, err := r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindTick}); err == nil {
 		t.Fatal("propose after close succeeded")
+	}
+}
+
+func TestSnapshotByBytes(t *testing.T) {
+	o := testOpts(t.TempDir())
+	o.SnapshotBytes = 4 << 10
+	o.NoSnapshotOnClose = true
+	took := make(chan struct{}, 16)
+	o.OnSnapshot = func(time.Duration, int64, error) { took <- struct{}{} }
+	r := open(t, o)
+	defer r.Close()
+	big := `{"pad":"` + strings.Repeat("x", 1000) + `"}`
+	for i := 0; i < 10; i++ { // 10 records, ~10 KiB: over the byte trigger, far under the record one
+		enqueue(t, r, int64(i), big)
+	}
+	select {
+	case <-took:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no snapshot after the byte trigger was crossed")
 	}
 }
