@@ -69,6 +69,12 @@ func TestKillLoop(t *testing.T) {
 		if round%10 == 0 {
 			ck.verifyAcked(t, c, round) // and at the end: jobs are never purged here
 		}
+		if round > 0 && round%100 == 0 {
+			ck.mu.Lock()
+			t.Logf("round %d: acknowledged enqueues %d, remote completions %d, violations %d, duplicates %d, max start-to-ready %v",
+				round, len(ck.acked), len(ck.completed), len(ck.violations), ck.duplicates, maxReady.Round(time.Millisecond))
+			ck.mu.Unlock()
+		}
 
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
