@@ -85,10 +85,14 @@ func DecodeCommand(b []byte) (Command, error) {
 		if n > 0 {
 			c.Jobs = make([]JobSpec, n)
 		}
+		var lastQueue, lastType string
 		for i := 0; i < n && d.err == nil; i++ {
 			s := &c.Jobs[i]
-			s.Queue = d.string()
-			s.Type = d.string()
+			// the jobs of a batch mostly share queue and type: reuse the
+			// previous string instead of allocating one per job
+			s.Queue = d.sameString(lastQueue)
+			s.Type = d.sameString(lastType)
+			lastQueue, lastType = s.Queue, s.Type
 			s.Payload = d.string()
 			s.Priority = d.int32()
 			s.RunAt = d.varint()
@@ -282,3 +286,12 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) string() string { return string(d.bytes()) }
+
+// sameString is string, returning prev itself when the bytes equal it.
+func (d *decoder) sameString(prev string) string {
+	b := d.bytes()
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
+}

@@ -17,7 +17,7 @@ type Machine struct {
 	queueList []*queue          // sorted by name, for deterministic listing
 	classes   map[classKey]*class
 	classList []*class            // sorted by queue, then type
-	lastClass *class              // Restore's cache of the previous job's class
+	lastClass *class              // the previous enqueued or restored job's class (a cache)
 	scheduled *jobTree            // StateScheduled, by run_at
 	inflight  *jobTree            // StateInFlight, by lease deadline
 	finished  [numStates]*jobTree // final states, by finished_at

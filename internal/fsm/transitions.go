@@ -83,9 +83,14 @@ func (m *Machine) enqueue(c *Command) Result {
 		if qn == "" {
 			qn = DefaultQueue
 		}
+		cls := m.lastClass
+		if cls == nil || cls.q.name != qn || cls.typ != s.Type {
+			cls = m.classFor(qn, s.Type)
+			m.lastClass = cls
+		}
 		j := &job{
 			id:          m.nextID,
-			cls:         m.classFor(qn, s.Type),
+			cls:         cls,
 			payload:     s.Payload,
 			runAt:       m.now,
 			createdAt:   m.now,
