@@ -1,8 +1,10 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -336,6 +338,13 @@ func Open(dir string, opts Options) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("wal: open %s: %w", active.path, err)
 	}
+	// What recovery read may be only in the page cache (written by a
+	// process that died before its fdatasync): make it durable before
+	// anything is built on it, such as a snapshot covering those records.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: open %s: fdatasync: %w", active.path, err)
+	}
 	l.w = writer{f: f, path: active.path, size: active.size, next: l.nextLSN}
 	if opts.Sync == SyncInterval {
 		l.w.timer = time.NewTimer(time.Hour)
@@ -469,12 +478,17 @@ func (l *Log) TruncateBefore(lsn uint64) error {
 		n++
 	}
 	for _, s := range segs[:n] {
-		if err := removeFile(l.fs, s.path); err != nil {
+		// A segment already gone (a previous call removed it and then
+		// failed to sync the directory) counts as removed.
+		if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("wal: truncate before %d: %w", lsn, err)
 		}
 		l.segMu.Lock()
 		l.segs = slices.Delete(l.segs, 0, 1)
 		l.segMu.Unlock()
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("wal: truncate before %d: sync dir after removing %s: %w", lsn, s.path, err)
+		}
 		l.logger.Debug("wal: deleted segment", "file", s.path, "truncate_before", lsn)
 	}
 	return nil

@@ -324,6 +324,15 @@ func (l *Log) writeBatch(b *batch) {
 	switch l.opts.Sync {
 	case SyncAlways:
 		if err := l.syncActive(); err != nil {
+			// The batch is not acknowledged, but after a failed fdatasync
+			// Linux may mark its pages clean without them reaching the
+			// disk: a restart without a reboot would then build on data
+			// the disk does not hold. Cut the batch off (best effort: the
+			// log fails either way, and nothing is reported as durable).
+			l.w.size -= int64(len(b.buf))
+			if cerr := l.cutBack(); cerr != nil {
+				l.logger.Warn("wal: could not cut off the batch whose fdatasync failed", "file", l.w.path, "err", cerr)
+			}
 			l.fail("fdatasync "+l.w.path, err)
 			l.failBatch(b, l.w.failed)
 			return
