@@ -88,6 +88,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.fs.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("snapshot: create directory: %w", err)
 	}
+	// Make the directory's own name durable (it may just have been
+	// created): the WAL is truncated behind the snapshots it will hold.
+	if err := s.fs.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, fmt.Errorf("snapshot: sync parent of %s: %w", dir, err)
+	}
 	names, err := s.fs.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: list %s: %w", dir, err)

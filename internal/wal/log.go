@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -289,6 +290,15 @@ func Open(dir string, opts Options) (*Log, error) {
 	fsys := opts.FS
 	if err := ensureDir(fsys, dir); err != nil {
 		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
+	}
+	// A process that died between creating a segment (or this directory)
+	// and the directory fsync leaves names that only the page cache holds:
+	// make them durable before appending to them.
+	if err := fsys.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("wal: open %s: sync dir: %w", dir, err)
+	}
+	if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, fmt.Errorf("wal: open %s: sync parent dir: %w", dir, err)
 	}
 	scan, err := scanDir(fsys, dir)
 	if err != nil {

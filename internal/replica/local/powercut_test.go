@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,8 @@ import (
 var (
 	powercutPoints = flag.Int("powercut.points", 5000, "power cuts TestPowerCut makes and recovers from, split between its two modes")
 	powercutSeed   = flag.Uint64("powercut.seed", 0, "seed of TestPowerCut (0: from the clock; the seed is logged)")
-	powercutKnown  = flag.Bool("powercut.knownbugs", false, "run the TestPowerCut* tests of open bugs, and let TestPowerCut restart without a power cycle after a lost writeback")
+	powercutRun    = flag.Int("powercut.run", -1, "with -powercut.seed, replay only this run (as numbered in a failure) in each mode, logging its epochs")
+	powercutKnown  = flag.Bool("powercut.knownbugs", true, "run the TestPowerCut* tests of the bugs the campaign found (all fixed), and let TestPowerCut kill and restart anywhere, even without a power cycle after a lost writeback; false restores the old restrictions")
 )
 
 func TestPowerCut(t *testing.T) {
@@ -84,6 +86,9 @@ func TestPowerCut(t *testing.T) {
 	// most of their time there. (The variable is read by Open only: the
 	// runtime read it at start-up.)
 	t.Setenv("GOGC", "100")
+	// Every open, snapshot and state comparison allocates buffers of 256 KiB
+	// to 1 MiB; the live heap stays small, so collect less often.
+	defer debug.SetGCPercent(debug.SetGCPercent(800))
 	seqPoints := points * 3 / 5
 	t.Run("sequential", func(t *testing.T) { powerCutCampaign(t, false, seed, seqPoints) })
 	t.Run("concurrent", func(t *testing.T) { powerCutCampaign(t, true, seed^0x9e3779b97f4a7c15, points-seqPoints) })
@@ -129,10 +134,17 @@ func powerCutCampaign(t *testing.T, concurrent bool, seed uint64, points int) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	st := &pcStats{targeted: map[string]int{}}
 	for run := 0; st.points < points && st.errors.Load() < 5; run++ {
+		runSeed, fsSeed := rng.Uint64(), rng.Uint64()
+		if *powercutRun >= 0 && run != *powercutRun {
+			if run > *powercutRun {
+				break
+			}
+			continue
+		}
 		h := &pcHarness{
 			t:        t,
-			rng:      rand.New(rand.NewPCG(rng.Uint64(), 2)),
-			fsSeed:   rng.Uint64(),
+			rng:      rand.New(rand.NewPCG(runSeed, 2)),
+			fsSeed:   fsSeed,
 			dir:      dir,
 			st:       st,
 			run:      run,
@@ -142,6 +154,7 @@ func powerCutCampaign(t *testing.T, concurrent bool, seed uint64, points int) {
 			done:     map[uint64]bool{},
 			now:      clockNow,
 		}
+		h.concurrent = concurrent
 		h.fs = vfstest.New(h.fsSeed)
 		if err := h.fs.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
@@ -210,12 +223,15 @@ type pcHarness struct {
 	run    int
 	epoch  int
 
-	segSize   int64
-	snapEvery uint64
-	keep      int
-	reserve   int64
-	sync      wal.SyncMode
+	segSize    int64
+	snapEvery  uint64
+	keep       int
+	reserve    int64
+	sync       wal.SyncMode
+	concurrent bool
+	lastEpoch  string // how the previous epoch went, for failure messages
 
+	errs  atomic.Int32  // errors reported in this run: it stops at the first
 	cands []pcCandidate // what the durable log may replay to
 	now   int64         // command clock (sequential mode; atomic in concurrent mode)
 	seq   atomic.Int64  // orders proposal starts and ends across goroutines
@@ -234,9 +250,17 @@ func (h *pcHarness) where() string {
 		h.run, h.fsSeed, h.sync, h.segSize, h.snapEvery, h.keep, h.reserve, h.epoch)
 }
 
+// trace logs the course of a run replayed with -powercut.run.
+func (h *pcHarness) trace(format string, args ...any) {
+	if *powercutRun >= 0 {
+		h.t.Logf("epoch %d: %s", h.epoch, fmt.Sprintf(format, args...))
+	}
+}
+
 func (h *pcHarness) errorf(format string, args ...any) {
 	h.t.Helper()
 	h.st.errors.Add(1)
+	h.errs.Add(1)
 	h.t.Errorf("%s: %s", h.where(), fmt.Sprintf(format, args...))
 }
 
@@ -281,7 +305,7 @@ func (h *pcHarness) open(onApply func(*fsm.Machine, *fsm.Command, *fsm.Result)) 
 			continue
 		}
 		if !h.fs.Down() {
-			h.errorf("open failed without a crash: %v", err)
+			h.errorf("open failed without a crash: %v (previous epoch: %s)", err, h.lastEpoch)
 			return nil, false
 		}
 		h.st.openCuts++
@@ -296,6 +320,7 @@ func (h *pcHarness) verify(r *Replica) (*fsm.Machine, bool) {
 	var applied uint64
 	r.Read(func(m *fsm.Machine) { got, applied = m.Digest(), m.Applied() })
 	rec := r.Recovery()
+	h.trace("recovered %d commands: %+v", applied, rec)
 	if rec.TornBytes > 0 {
 		h.st.tornTails++
 	}
@@ -315,11 +340,14 @@ func (h *pcHarness) verify(r *Replica) (*fsm.Machine, bool) {
 		if applied < n || applied > n+1 { // +1: the Recover Open proposes
 			continue
 		}
-		e := pcClone(h.t, c.m)
-		for i := range c.extra {
-			e.Apply(&c.extra[i])
+		e := c.m
+		if len(c.extra) > 0 || pcInFlight(e) {
+			e = pcClone(h.t, c.m) // c.m may be shared with other candidates
+			for i := range c.extra {
+				e.Apply(&c.extra[i])
+			}
+			pcRecover(e)
 		}
-		pcRecover(e)
 		if e.Applied() == applied && e.Digest() == got {
 			match = e
 			if c.lost > 0 {
@@ -346,6 +374,7 @@ func (h *pcHarness) verify(r *Replica) (*fsm.Machine, bool) {
 			r.Read(func(m *fsm.Machine) { diff = pcDiff(m, e) })
 			fmt.Fprintf(&b, "\n  candidate %d of %d: %d commands + %d more (%d applied with Recover): %s", i, len(h.cands), c.m.Applied(), len(c.extra), e.Applied(), diff)
 		}
+		fmt.Fprintf(&b, "\n  previous epoch: %s", h.lastEpoch)
 		h.errorf("%s", b.String())
 		return nil, false
 	}
@@ -488,12 +517,23 @@ var pcTargets = []pcTarget{
 	{"snapshot-rename", vfstest.OpRename, nil, 1, true},
 	{"wal-truncate", vfstest.OpRemove | vfstest.OpSyncDir, func(p string) bool { return strings.Contains(p, "/wal") }, 3, true},
 	{"segment-create", vfstest.OpCreate | vfstest.OpSync | vfstest.OpSyncDir, func(p string) bool { return strings.Contains(p, "/wal") }, 4, false},
+	// Listed twice: twice as likely. Torn tails come from cuts there.
 	{"segment-fdatasync", vfstest.OpSync, func(p string) bool { return strings.HasSuffix(p, ".wal") }, 25, false},
 	{"segment-fdatasync", vfstest.OpSync, func(p string) bool { return strings.HasSuffix(p, ".wal") }, 25, false},
 }
 
+// pcKillTargets kill the process (the page cache survives) between a
+// segment's write and its fdatasync, or at any operation. Only with
+// -powercut.knownbugs until TestPowerCutSnapshotAheadOfWALAfterKill and
+// TestPowerCutKillDuringRotationLosesAcknowledged are fixed: recovery then
+// builds on data and names that are only in the page cache.
+var pcKillTargets = []pcTarget{
+	{"kill-at-segment-fdatasync", vfstest.OpSync, func(p string) bool { return strings.HasSuffix(p, ".wal") }, 25, false},
+	{"kill-anywhere", vfstest.OpAll, nil, 60, false},
+}
+
 func (h *pcHarness) drawPlan() *epochPlan {
-	p := &epochPlan{cmds: h.rng.IntN(40)}
+	p := &epochPlan{cmds: h.rng.IntN(24)}
 	mustCut := false
 	switch k := h.rng.IntN(100); {
 	case k < 30:
@@ -501,14 +541,17 @@ func (h *pcHarness) drawPlan() *epochPlan {
 		p.at = h.rng.IntN(p.cmds + 1)
 	case k < 55:
 		p.kind = planOps
-		p.cmds = 80
-		h.fs.PowerCutAfter(1 + h.rng.IntN(80))
+		p.cmds = 50
+		h.fs.PowerCutAfter(1 + h.rng.IntN(60))
 	case k < 80:
 		p.kind = planTarget
-		p.cmds = 20 + h.rng.IntN(40)
-		tg := pcTargets[h.rng.IntN(len(pcTargets))]
+		p.cmds = 12 + h.rng.IntN(28)
+		tg, kill := pcTargets[h.rng.IntN(len(pcTargets))], false
+		if *powercutKnown && h.sync == wal.SyncAlways && h.rng.IntN(4) == 0 {
+			tg, kill = pcKillTargets[h.rng.IntN(len(pcKillTargets))], true
+		}
 		p.snapshot, p.at = tg.snapshot, h.rng.IntN(p.cmds/2)
-		h.fs.Inject(vfstest.Fault{Op: tg.op, Match: tg.match, After: 1 + h.rng.IntN(tg.after), PowerCut: true,
+		h.fs.Inject(vfstest.Fault{Op: tg.op, Match: tg.match, After: 1 + h.rng.IntN(tg.after), PowerCut: !kill, Kill: kill,
 			OnFire: func(vfstest.Op, string) {
 				h.st.mu.Lock()
 				h.st.targeted[tg.name]++
@@ -531,10 +574,11 @@ func (h *pcHarness) drawPlan() *epochPlan {
 	switch k := h.rng.IntN(100); {
 	case mustCut:
 		p.end = endCut
-	case k < 10 && h.sync == wal.SyncAlways:
+	case k < 10 && h.sync == wal.SyncAlways && (!h.concurrent || *powercutKnown):
 		// A kill keeps unsynced data at risk of a later cut; in the relaxed
 		// modes that could take away commands a recovery already showed,
-		// which the model does not follow.
+		// which the model does not follow. In concurrent mode other batches
+		// are in flight at the kill: a known bug (see restartEnd).
 		p.end = endKill
 	case k < 17 && p.kind != planOps && p.kind != planTarget:
 		p.end = endClose
@@ -581,12 +625,25 @@ func (h *pcHarness) injectFault(p *epochPlan) bool {
 	return f.Lose && f.Op&vfstest.OpSync != 0 && !*powercutKnown
 }
 
+// restartEnd is how an epoch planned to end with end really ends. A kill
+// or a close while the WAL has written but unsynced records (after its
+// write or fdatasync failed) leaves them in the page cache for the restarted
+// process to replay and build on, and nothing makes them durable: a known
+// bug (TestPowerCutSnapshotAheadOfWALAfterKill). Until it is fixed such an
+// epoch ends with a power cut, unless -powercut.knownbugs.
+func (h *pcHarness) restartEnd(r *Replica, end pcEnd) pcEnd {
+	if end != endCut && r.wal.Err() != nil && !*powercutKnown {
+		return endCut
+	}
+	return end
+}
+
 // crash ends the epoch's power (or process) if it is still on.
-func (h *pcHarness) crash(p *epochPlan) {
+func (h *pcHarness) crash(end pcEnd) {
 	if h.fs.Down() {
 		return
 	}
-	if p.end == endKill {
+	if end == endKill {
 		h.fs.Kill()
 		h.st.mu.Lock()
 		h.st.kills++
@@ -600,10 +657,14 @@ func (h *pcHarness) crash(p *epochPlan) {
 // goroutines, closes the abandoned replica and restarts the FS.
 func (h *pcHarness) endEpoch(r *Replica, p *epochPlan, bg *sync.WaitGroup, failed bool) {
 	h.fs.PowerCutAfter(0)
+	end := h.restartEnd(r, p.end)
+	h.lastEpoch = fmt.Sprintf("plan %d (cmds %d, at %d, snapshot %v), end %d (planned %d), fs down %v, WAL error %v",
+		p.kind, p.cmds, p.at, p.snapshot, end, p.end, h.fs.Down(), r.wal.Err())
+	h.trace("%s", h.lastEpoch)
 	if r.wal.Err() != nil {
 		h.st.walFailed++
 	}
-	if p.end == endClose && !h.fs.Down() {
+	if end == endClose && !h.fs.Down() {
 		bg.Wait()
 		err := r.Close()
 		h.st.cleanCloses++
@@ -611,7 +672,7 @@ func (h *pcHarness) endEpoch(r *Replica, p *epochPlan, bg *sync.WaitGroup, faile
 			h.errorf("Close: %v", err)
 		}
 	}
-	h.crash(p)
+	h.crash(end)
 	bg.Wait()
 	r.Close() // frees the goroutines; writes nothing, the FS is down
 	h.fs.ClearFaults()
@@ -727,7 +788,7 @@ func (h *pcHarness) sequentialEpoch() bool {
 			h.cands = append(h.cands, pcCandidate{m: base, extra: acked[:k], lost: len(acked) - k})
 		}
 	}
-	return h.st.errors.Load() == 0
+	return h.errs.Load() == 0
 }
 
 func (h *pcHarness) concurrentEpoch() bool {
@@ -755,7 +816,7 @@ func (h *pcHarness) concurrentEpoch() bool {
 	logMu.Unlock()
 	p := h.drawPlan()
 	if p.kind == planOps {
-		p.cmds = 30
+		p.cmds = 20
 	}
 	goroutines := 2 + h.rng.IntN(3)
 	var clock atomic.Int64
@@ -811,7 +872,7 @@ func (h *pcHarness) concurrentEpoch() bool {
 				}
 				n := total.Add(1)
 				if p.kind == planCount && n == int64(p.at) {
-					h.crash(p)
+					h.crash(h.restartEnd(r, p.end))
 				}
 				if (p.snapshot && n == int64(p.at)) || rng.IntN(15) == 0 {
 					select {
@@ -831,7 +892,7 @@ func (h *pcHarness) concurrentEpoch() bool {
 	log := applied
 	recording = false
 	logMu.Unlock()
-	m := pcClone(h.t, base)
+	m := base // verify's result: ours to change
 	for _, b := range log {
 		c, err := fsm.DecodeCommand(b)
 		if err != nil {
@@ -858,7 +919,7 @@ func (h *pcHarness) concurrentEpoch() bool {
 		}
 	}
 	grow(nil)
-	return h.st.errors.Load() == 0
+	return h.errs.Load() == 0
 }
 
 // finalCheck ends a run: open, verify, close cleanly (which snapshots),
@@ -1011,9 +1072,14 @@ func pcClone(t *testing.T, m *fsm.Machine) *fsm.Machine {
 // pcRecover applies the Recover command Open proposes when jobs were in
 // flight (with the replica's clock, fixedClock).
 func pcRecover(m *fsm.Machine) {
-	if total, _ := m.Counts(); total.Count(fsm.StateInFlight) > 0 {
+	if pcInFlight(m) {
 		m.Apply(&fsm.Command{Kind: fsm.KindRecover, Now: clockNow})
 	}
+}
+
+func pcInFlight(m *fsm.Machine) bool {
+	total, _ := m.Counts()
+	return total.Count(fsm.StateInFlight) > 0
 }
 
 func pcNormalize(r fsm.Result) fsm.Result {

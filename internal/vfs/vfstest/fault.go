@@ -67,6 +67,10 @@ type Fault struct {
 	// the operation starts (see FS.PowerCutAfter), which aims a crash at a
 	// chosen kind of operation, e.g. the rename that publishes a snapshot.
 	PowerCut bool
+	// Kill: instead of failing with Err, the process dies as the operation
+	// starts (see FS.Kill): what it wrote before stays in the page cache,
+	// unsynced.
+	Kill bool
 	// OnFire, if set, is called each time the fault fails an operation,
 	// with the operation and its path, before the operation returns. It is
 	// called with the FS locked and must not call the FS.
@@ -162,8 +166,12 @@ func (fs *FS) begin(op Op, path string) (*faultState, error) {
 		if f.OnFire != nil {
 			f.OnFire(op, path)
 		}
-		if f.PowerCut {
+		switch {
+		case f.PowerCut:
 			fs.powerCutLocked()
+			return nil, ErrCrashed
+		case f.Kill:
+			fs.goDown()
 			return nil, ErrCrashed
 		}
 		return f, nil

@@ -11,7 +11,8 @@
 // durable entries. Mutations change the volatile side at once and queue an
 // operation that is not yet durable:
 //
-//   - File.Write and File.Truncate (and O_TRUNC) queue a file operation.
+//   - File.Write, File.Truncate, File.Allocate and O_TRUNC queue a file
+//     operation.
 //     File.Sync (fdatasync) makes every queued operation of that file
 //     durable: its content and its size.
 //   - Creating a file (OpenFile with O_CREATE), MkdirAll, Rename and Remove
@@ -63,7 +64,9 @@
 // makes writes beyond a total size fail with syscall.ENOSPC after writing
 // what fits. PowerCutAfter cuts the power at the n-th next mutating
 // operation, which puts crash points anywhere: in a WAL batch, in the middle
-// of publishing a snapshot, during recovery.
+// of publishing a snapshot, during recovery. A Fault with PowerCut (or Kill)
+// set aims the crash at a chosen kind of operation instead, e.g. the n-th
+// fdatasync of a segment or the rename that publishes a snapshot.
 //
 // The FS also implements the optional vfs.StatFS (FreeSpace: the room left
 // under the capacity) and its files vfs.Allocator (Allocate).
@@ -328,7 +331,7 @@ func (fs *FS) powerCutLocked() {
 	}
 	fs.root = rebuild(fs.root)
 	fs.used = 0
-	for n := range memo {
+	for _, n := range memo {
 		if !n.dir {
 			fs.used += int64(len(n.data))
 		}

@@ -575,6 +575,16 @@ func TestENOSPC(t *testing.T) {
 	}
 	m.SetCapacity(Unlimited)
 	write(t, g, make([]byte, 1<<20))
+
+	// After a cut, the space used is what the disk kept.
+	must(t, g.Sync())
+	must(t, m.SyncDir("/"))
+	write(t, g, make([]byte, 5000)) // unsynced: may be lost
+	m.PowerCut()
+	m.Restart()
+	if got, want := m.Used(), int64(len(readAll(t, m, "/g"))); got != want {
+		t.Fatalf("used %d after the cut, the file holds %d", got, want)
+	}
 }
 
 // TestDeterministic: the same seed and the same calls give the same state
@@ -728,5 +738,17 @@ func TestFaultPowerCut(t *testing.T) {
 	m.Restart()
 	if exists(t, m, "/d/a") {
 		t.Fatal("the rename at which the power was cut happened")
+	}
+
+	// Kill: the process dies at the fdatasync; the write stays unsynced.
+	g := create(t, m, "/d/b")
+	write(t, g, []byte("unsynced"))
+	m.Inject(Fault{Op: OpSync, Kill: true})
+	if err := g.Sync(); !errors.Is(err, ErrCrashed) || !m.Down() || m.Cuts() != 1 {
+		t.Fatalf("sync at the kill: %v (down %v, cuts %d)", err, m.Down(), m.Cuts())
+	}
+	m.Restart()
+	if got := string(readAll(t, m, "/d/b")); got != "unsynced" {
+		t.Fatalf("after the kill: %q", got)
 	}
 }
