@@ -32,6 +32,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/config"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/handlers"
+	"github.com/beaver-raft/beaver-raft/internal/jobspec"
 	"github.com/beaver-raft/beaver-raft/internal/server"
 )
 
@@ -61,6 +62,9 @@ var (
 	ErrNotReady = errors.New("beaver: server is not running")
 	// ErrInvalid: the job spec is not valid; the error names the field.
 	ErrInvalid = errors.New("beaver: invalid job")
+	// ErrQueueFull: the server holds its limit of unfinished jobs
+	// (limits.max_queue_depth); retry later.
+	ErrQueueFull = errors.New("beaver: queue full")
 )
 
 // Server is an embedded Beaver-Raft server.
@@ -136,55 +140,27 @@ type JobSpec struct {
 // unfinished job with the same UniqueKey already existed (its id is
 // returned).
 func (s *Server) Enqueue(ctx context.Context, j JobSpec) (id string, duplicate bool, err error) {
-	rep := s.srv.Replica()
-	if rep == nil {
-		return "", false, ErrNotReady
+	if len(j.Payload) > 0 && !json.Valid(j.Payload) {
+		return "", false, fmt.Errorf("%w: payload is not valid JSON", ErrInvalid)
 	}
-	now := time.Now()
-	spec := fsm.JobSpec{
-		Queue: j.Queue, Type: j.Type, Priority: j.Priority, MaxAttempts: j.MaxAttempts,
-		Timeout: int64(j.Timeout), UniqueKey: j.UniqueKey, Payload: "null",
-	}
-	if spec.Queue == "" {
-		spec.Queue = s.cfg.Defaults.Queue
-	}
-	if spec.MaxAttempts == 0 {
-		spec.MaxAttempts = s.cfg.Retry.MaxAttempts
-	}
-	if spec.Timeout == 0 {
-		spec.Timeout = int64(s.cfg.Defaults.Timeout.Duration())
-	}
+	res, err := s.srv.Enqueue(ctx, []jobspec.Input{{
+		Queue: j.Queue, Type: j.Type, Payload: j.Payload, Priority: j.Priority,
+		RunAt: j.RunAt, Delay: j.Delay, MaxAttempts: j.MaxAttempts, Timeout: j.Timeout, UniqueKey: j.UniqueKey,
+	}})
 	switch {
-	case !j.RunAt.IsZero() && j.Delay != 0:
-		return "", false, fmt.Errorf("%w: give run_at or delay, not both", ErrInvalid)
-	case j.Delay < 0:
-		return "", false, fmt.Errorf("%w: delay must not be negative", ErrInvalid)
-	case !j.RunAt.IsZero():
-		spec.RunAt = j.RunAt.UnixNano()
-	case j.Delay > 0:
-		spec.RunAt = now.Add(j.Delay).UnixNano()
-	}
-	if len(j.Payload) > 0 {
-		if !json.Valid(j.Payload) {
-			return "", false, fmt.Errorf("%w: payload is not valid JSON", ErrInvalid)
+	case errors.Is(err, server.ErrNotReady):
+		return "", false, ErrNotReady
+	case errors.Is(err, jobspec.ErrInvalid):
+		var e *jobspec.Error
+		errors.As(err, &e)
+		if e.Kind == jobspec.QueueFull {
+			return "", false, fmt.Errorf("%w: %v", ErrQueueFull, e)
 		}
-		if int64(len(j.Payload)) > int64(s.cfg.Limits.MaxPayload) {
-			return "", false, fmt.Errorf("%w: payload of %d bytes is over the %v limit", ErrInvalid, len(j.Payload), s.cfg.Limits.MaxPayload)
-		}
-		spec.Payload = string(j.Payload)
-	}
-	if err := fsm.ValidateSpec(0, &spec); err != nil {
-		return "", false, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	res, err := rep.Propose(ctx, &fsm.Command{Kind: fsm.KindEnqueue, Now: now.UnixNano(), Jobs: []fsm.JobSpec{spec}})
-	if err != nil {
+		return "", false, fmt.Errorf("%w: %v", ErrInvalid, e)
+	case err != nil:
 		return "", false, err
 	}
-	if res.Err != nil {
-		return "", false, fmt.Errorf("%w: %v", ErrInvalid, res.Err)
-	}
-	e := res.Enqueued[0]
-	return strconv.FormatUint(e.ID, 10), e.Duplicate, nil
+	return strconv.FormatUint(res[0].ID, 10), res[0].Duplicate, nil
 }
 
 // JobState returns the state of job id ("pending", "completed", ...) and

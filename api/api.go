@@ -52,6 +52,14 @@ const (
 	// recovering, or its log failed, or it is shutting down. The message
 	// says which.
 	CodeUnavailable = "unavailable"
+	// CodeUnknownOutcome (503): in a cluster, the leader was lost while
+	// the write was being committed: it may or may not have been applied.
+	// Retrying an enqueue with the same unique_key is safe (no duplicate).
+	CodeUnknownOutcome = "unknown_outcome"
+	// CodeNotLeader (503): in a cluster, the node is not the leader and no
+	// leader is known (an election is running) or the leader could not be
+	// reached; retry shortly (see Retry-After).
+	CodeNotLeader = "not_leader"
 	// CodeInsufficientStorage (507): the disk is full; nothing was written.
 	CodeInsufficientStorage = "insufficient_storage"
 )

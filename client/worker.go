@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/beaver-raft/beaver-raft/internal/permanent"
 	"log/slog"
 	"net/http"
 	"os"
@@ -82,24 +83,12 @@ type Worker struct {
 
 // Permanent wraps err so that the job fails at once, whatever attempts are
 // left (an error a retry cannot fix). Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
+func Permanent(err error) error { return permanent.New(err) }
 
 // IsPermanent reports whether err, or an error it wraps, was made by
-// Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
+// Permanent (of this package or of any other Beaver-Raft package).
+func IsPermanent(err error) bool { return permanent.Is(err) }
 
-type permanentError struct{ err error }
-
-func (p *permanentError) Error() string { return p.err.Error() }
-func (p *permanentError) Unwrap() error { return p.err }
 
 var (
 	errLeaseLost = errors.New("the lease of the job was lost")

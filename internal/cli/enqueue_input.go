@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
-	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/jobspec"
 )
 
 // The input of enqueue --file: a JSON array of jobs, or JSON Lines (one job
@@ -194,41 +195,22 @@ func goKind(t reflect.Type) string {
 	return t.String()
 }
 
-// checkJob checks a job as the server will, so that a file is refused as a
-// whole before anything is sent. The limits that are the server's
-// configuration (payload size) are left to it.
+// checkJob checks a job with the server's own builder, so that a file is
+// refused as a whole before anything is sent. The limits that are the
+// server's configuration (payload size, queue depth) are left to it.
 func checkJob(req *api.EnqueueRequest) error {
-	spec := fsm.JobSpec{Queue: req.Queue, Type: req.Type, MaxAttempts: req.MaxAttempts, UniqueKey: req.UniqueKey}
-	if req.Delay != "" {
-		d, err := time.ParseDuration(req.Delay)
-		switch {
-		case err != nil:
-			return fmt.Errorf("delay: %v", err)
-		case d < 0:
-			return fmt.Errorf("delay must not be negative, got %q", req.Delay)
-		case !req.RunAt.IsZero():
-			return errors.New("run_at and delay are exclusive: give one of them")
-		}
-	}
-	if !req.RunAt.IsZero() && (req.RunAt.Year() < 1970 || req.RunAt.Year() > 2261) {
-		return errors.New("run_at must be between the years 1970 and 2261")
-	}
-	if req.Timeout != "" {
-		d, err := time.ParseDuration(req.Timeout)
-		if err != nil {
-			return fmt.Errorf("timeout: %v", err)
-		}
-		if d <= 0 {
-			return fmt.Errorf("timeout must be positive, got %q", req.Timeout)
-		}
-		spec.Timeout = int64(d)
-	}
-	if err := fsm.ValidateSpec(0, &spec); err != nil {
-		var ie *fsm.InvalidError
-		if errors.As(err, &ie) {
-			return fmt.Errorf("%s %s", ie.Field, ie.Msg)
-		}
+	in := jobspec.Input{Queue: req.Queue, Type: req.Type, MaxAttempts: req.MaxAttempts, UniqueKey: req.UniqueKey, RunAt: req.RunAt}
+	var err error
+	if in.Delay, err = jobspec.ParseDuration("delay", req.Delay); err != nil {
 		return err
 	}
-	return nil
+	if in.Timeout, err = jobspec.ParseDuration("timeout", req.Timeout); err != nil {
+		return err
+	}
+	if req.Timeout != "" && in.Timeout == 0 {
+		return fmt.Errorf("timeout must be positive, got %q", req.Timeout)
+	}
+	b := jobspec.Builder{MaxPayload: math.MaxInt64}
+	_, err = b.Build(&in, time.Now(), 0)
+	return err
 }

@@ -58,6 +58,13 @@ const (
 
 	LogFormatDefault = LogText
 	LogLevelDefault  = "info"
+
+	ClusterRaftListenDefault       = "127.0.0.1:7000"
+	ClusterHeartbeatTimeoutDefault = 500 * time.Millisecond
+	ClusterElectionTimeoutDefault  = 500 * time.Millisecond
+	ClusterLeaderLeaseDefault      = 250 * time.Millisecond
+	ClusterApplyTimeoutDefault     = 10 * time.Second
+	ClusterTrailingLogsDefault     = 10_240
 )
 
 // SyncMode says when the WAL is fsynced.
@@ -112,7 +119,56 @@ type Config struct {
 	Auth      AuthConfig      `yaml:"auth"`
 	Handlers  HandlersConfig  `yaml:"handlers"`
 	Log       LogConfig       `yaml:"log"`
+	Cluster   ClusterConfig   `yaml:"cluster"`
 }
+
+// ClusterConfig turns the node into a member of a replicated cluster
+// (hashicorp/raft). docs/cluster.md walks through it.
+type ClusterConfig struct {
+	// Enabled runs the node in cluster mode: the state machine is driven by
+	// raft instead of the single-node WAL.
+	Enabled bool `yaml:"enabled"`
+	// NodeID names this node in the cluster; it never changes.
+	NodeID string `yaml:"node_id"`
+	// RaftListen is the host:port of the node-to-node port (raft and the
+	// forwarded API calls). A non-loopback address requires tls.
+	RaftListen string `yaml:"raft_listen"`
+	// RaftAdvertise is the address other nodes dial, when it differs from
+	// RaftListen (e.g. RaftListen 0.0.0.0:7000).
+	RaftAdvertise string `yaml:"raft_advertise"`
+	// Bootstrap makes a node with no raft state form the cluster of Peers.
+	// On a node that has state already it does nothing.
+	Bootstrap bool `yaml:"bootstrap"`
+	// Peers lists the initial voters as "id=host:port" (this node too).
+	Peers []string `yaml:"peers"`
+	// TLS is mutual TLS on the node-to-node port.
+	TLS ClusterTLSConfig `yaml:"tls"`
+	// HeartbeatTimeout and ElectionTimeout bound how long a follower waits
+	// for the leader before it starts an election; LeaderLease how long a
+	// leader keeps leading without hearing from a quorum. They set how fast
+	// a failover is (see docs/cluster.md).
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout  Duration `yaml:"election_timeout"`
+	LeaderLease      Duration `yaml:"leader_lease"`
+	// ApplyTimeout bounds the wait for a write to commit; past it the answer
+	// is 503 unknown_outcome.
+	ApplyTimeout Duration `yaml:"apply_timeout"`
+	// TrailingLogs is the number of raft log entries kept after a snapshot,
+	// so a follower that lags by less catches up without a snapshot.
+	TrailingLogs int `yaml:"trailing_logs"`
+}
+
+// ClusterTLSConfig names the PEM files of mutual TLS between nodes: this
+// node's certificate and key, and the CA that signs every node's
+// certificate.
+type ClusterTLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	CA   string `yaml:"ca"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t ClusterTLSConfig) Enabled() bool { return t.Cert != "" || t.Key != "" || t.CA != "" }
 
 // SnapshotConfig says when snapshots are taken and how many are kept. A
 // snapshot is taken when either trigger fires.
@@ -289,5 +345,13 @@ func Default() Config {
 			},
 		},
 		Log: LogConfig{Format: LogFormatDefault, Level: LogLevelDefault},
+		Cluster: ClusterConfig{
+			RaftListen:       ClusterRaftListenDefault,
+			HeartbeatTimeout: Duration(ClusterHeartbeatTimeoutDefault),
+			ElectionTimeout:  Duration(ClusterElectionTimeoutDefault),
+			LeaderLease:      Duration(ClusterLeaderLeaseDefault),
+			ApplyTimeout:     Duration(ClusterApplyTimeoutDefault),
+			TrailingLogs:     ClusterTrailingLogsDefault,
+		},
 	}
 }

@@ -62,6 +62,20 @@ var keys = []key{
 	{"handlers.http.max_result", "http-max-result", "response bytes kept as the job result (the rest is cut)", func(c *Config) any { return &c.Handlers.HTTP.MaxResult }},
 	{"log.format", "log-format", "log format: text or json", func(c *Config) any { return &c.Log.Format }},
 	{"log.level", "log-level", "log level: debug, info, warn or error", func(c *Config) any { return &c.Log.Level }},
+	{"cluster.enabled", "cluster", "run as a member of a raft cluster (see docs/cluster.md)", func(c *Config) any { return &c.Cluster.Enabled }},
+	{"cluster.node_id", "node-id", "this node's id in the cluster", func(c *Config) any { return &c.Cluster.NodeID }},
+	{"cluster.raft_listen", "raft-listen", "host:port of the node-to-node port (raft and forwarded calls); non-loopback requires TLS", func(c *Config) any { return &c.Cluster.RaftListen }},
+	{"cluster.raft_advertise", "raft-advertise", "address other nodes dial, if not --raft-listen", func(c *Config) any { return &c.Cluster.RaftAdvertise }},
+	{"cluster.bootstrap", "bootstrap", "form the cluster of --peer if this node has no raft state (a no-op otherwise)", func(c *Config) any { return &c.Cluster.Bootstrap }},
+	{"cluster.peers", "peer", "initial voter as id=host:port (repeatable, this node included)", func(c *Config) any { return &c.Cluster.Peers }},
+	{"cluster.tls.cert", "cluster-tls-cert", "PEM certificate of this node for mutual TLS between nodes", func(c *Config) any { return &c.Cluster.TLS.Cert }},
+	{"cluster.tls.key", "cluster-tls-key", "PEM private key of --cluster-tls-cert", func(c *Config) any { return &c.Cluster.TLS.Key }},
+	{"cluster.tls.ca", "cluster-tls-ca", "PEM CA certificate that signs every node's certificate", func(c *Config) any { return &c.Cluster.TLS.CA }},
+	{"cluster.heartbeat_timeout", "raft-heartbeat-timeout", "how long a follower waits for the leader's heartbeat", func(c *Config) any { return &c.Cluster.HeartbeatTimeout }},
+	{"cluster.election_timeout", "raft-election-timeout", "how long a candidate waits for votes", func(c *Config) any { return &c.Cluster.ElectionTimeout }},
+	{"cluster.leader_lease", "raft-leader-lease", "how long a leader leads without hearing from a quorum", func(c *Config) any { return &c.Cluster.LeaderLease }},
+	{"cluster.apply_timeout", "raft-apply-timeout", "longest wait for a write to commit (503 unknown_outcome beyond)", func(c *Config) any { return &c.Cluster.ApplyTimeout }},
+	{"cluster.trailing_logs", "raft-trailing-logs", "raft log entries kept after a snapshot", func(c *Config) any { return &c.Cluster.TrailingLogs }},
 }
 
 // ConfigFlag is the flag naming the YAML file. BindFlags registers it unless

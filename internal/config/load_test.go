@@ -67,7 +67,7 @@ func TestLoadBad(t *testing.T) {
 		{"unknown top-level key", "workers: 3\nworker: 4\n", "worker", 2, "unknown key"},
 		{"unknown nested key", "snapshot:\n  keep: 2\n  every: 5\n", "snapshot.every", 3, "every_records, every_bytes, interval, keep"},
 		{"unknown deep key", "handlers:\n  exec:\n    allowed: [ls]\n", "handlers.exec.allowed", 3, "unknown key"},
-		{"unknown section", "cluster:\n  peers: []\n", "cluster", 1, "unknown key"},
+		{"unknown section", "clusters:\n  peers: []\n", "clusters", 1, "unknown key"},
 		{"unknown key in flow style", "retry: {max_attempts: 3, jitter: 0.1}\n", "retry.jitter", 1, "unknown key"},
 		{"key path as a name", "snapshot.keep: 3\n", "snapshot.keep", 1, "unknown key"},
 		{"int of wrong type", "workers: many\n", "workers", 1, "cannot unmarshal"},

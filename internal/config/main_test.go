@@ -44,7 +44,7 @@ func writeFile(t *testing.T, content string) string {
 // sameConfig compares a and b, taking nil and empty lists as equal.
 func sameConfig(a, b Config) bool {
 	for _, c := range []*Config{&a, &b} {
-		for _, l := range []*[]string{&c.Auth.Tokens, &c.Handlers.Exec.Allow} {
+		for _, l := range []*[]string{&c.Auth.Tokens, &c.Handlers.Exec.Allow, &c.Cluster.Peers} {
 			if len(*l) == 0 {
 				*l = nil
 			}

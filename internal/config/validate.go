@@ -107,6 +107,9 @@ func (c *Config) Validate() error {
 
 	v.oneOf("log.format", c.Log.Format, LogText, LogJSON)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	if c.Cluster.Enabled {
+		c.validateCluster(&v)
+	}
 	return errors.Join(v.errs...)
 }
 
@@ -178,3 +181,56 @@ func (v *validator) hostPort(key, s string) bool {
 	}
 	return true
 }
+
+// validateCluster checks the cluster keys (only with cluster.enabled).
+func (c *Config) validateCluster(v *validator) {
+	cl := &c.Cluster
+	if !nodeID.MatchString(cl.NodeID) {
+		v.fail("cluster.node_id", "must be 1 to 64 of [a-zA-Z0-9_.-] (--node-id), got %q", cl.NodeID)
+	}
+	listenOK := v.hostPort("cluster.raft_listen", cl.RaftListen)
+	if cl.RaftAdvertise != "" {
+		v.hostPort("cluster.raft_advertise", cl.RaftAdvertise)
+	}
+	if cl.RaftListen == c.Listen || cl.RaftListen == c.MetricsListen {
+		if !strings.HasSuffix(cl.RaftListen, ":0") {
+			v.fail("cluster.raft_listen", "must differ from listen and metrics_listen, got %s", cl.RaftListen)
+		}
+	}
+	ids := map[string]bool{}
+	for _, p := range cl.Peers {
+		id, addr, ok := strings.Cut(p, "=")
+		switch {
+		case !ok || !nodeID.MatchString(id):
+			v.fail("cluster.peers", "entry %q must be id=host:port", p)
+			continue
+		case ids[id]:
+			v.fail("cluster.peers", "node id %q is listed twice", id)
+		}
+		ids[id] = true
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			v.fail("cluster.peers", "entry %q: %v", p, err)
+		}
+	}
+	if cl.Bootstrap && len(cl.Peers) > 0 && !ids[cl.NodeID] {
+		v.fail("cluster.peers", "must list this node (%s) when bootstrapping", cl.NodeID)
+	}
+	t := cl.TLS
+	if t.Enabled() && (t.Cert == "" || t.Key == "" || t.CA == "") {
+		v.fail("cluster.tls", "needs all of cert, key and ca (--cluster-tls-cert, --cluster-tls-key, --cluster-tls-ca)")
+	}
+	if listenOK && !t.Enabled() && (!isLoopback(cl.RaftListen) || (cl.RaftAdvertise != "" && !isLoopback(cl.RaftAdvertise))) {
+		v.fail("cluster.tls", "is required because raft_listen (%s) is not a loopback address: "+
+			"set cluster.tls (--cluster-tls-cert, --cluster-tls-key, --cluster-tls-ca), or listen on 127.0.0.1", cl.RaftListen)
+	}
+	v.positive("cluster.heartbeat_timeout", cl.HeartbeatTimeout)
+	v.positive("cluster.election_timeout", cl.ElectionTimeout)
+	v.positive("cluster.leader_lease", cl.LeaderLease)
+	if cl.LeaderLease > cl.HeartbeatTimeout {
+		v.fail("cluster.leader_lease", "must be <= cluster.heartbeat_timeout (%s), got %s", cl.HeartbeatTimeout, cl.LeaderLease)
+	}
+	v.positive("cluster.apply_timeout", cl.ApplyTimeout)
+	v.atLeast("cluster.trailing_logs", cl.TrailingLogs, 1)
+}
+
+var nodeID = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)

@@ -36,6 +36,18 @@ const (
 
 var kindNames = [...]string{"", "enqueue", "lease", "ack", "heartbeat", "cancel", "retry", "tick", "purge", "recover"}
 
+// Wakes reports whether applying a command of this kind may make jobs
+// runnable (an enqueue, an ack, a tick, a retry, a recover), so that
+// waiters for runnable work (long-polling leases, the worker pool) must look
+// again. The hosts of the machine close their Changed channel on it.
+func (k Kind) Wakes() bool {
+	switch k {
+	case KindEnqueue, KindAck, KindTick, KindRetry, KindRecover:
+		return true
+	}
+	return false
+}
+
 func (k Kind) String() string {
 	if k >= 1 && k <= maxKind {
 		return kindNames[k]

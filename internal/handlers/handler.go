@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/beaver-raft/beaver-raft/internal/permanent"
 	"time"
 )
 
@@ -47,24 +48,11 @@ func (f HandlerFunc) Handle(ctx context.Context, job *Job) ([]byte, error) { ret
 // Permanent wraps err to mean "do not retry": the job fails at once. The
 // error's text and errors.Is/As see through the wrapper. Permanent(nil) is
 // nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
+func Permanent(err error) error { return permanent.New(err) }
 
 // IsPermanent reports whether err, or an error it wraps, was made by
-// Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+// Permanent (of this package or of any other Beaver-Raft package).
+func IsPermanent(err error) bool { return permanent.Is(err) }
 
 // Noop returns a handler that completes every job at once with no result.
 func Noop() Handler {

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
-	"github.com/beaver-raft/beaver-raft/internal/wal"
 )
 
 // httpError is an error answer: a status, an api code and a message.
@@ -140,13 +138,16 @@ func systemError(kind fsm.Kind, err error) *httpError {
 			msg = msgReserveFull
 		}
 		return &httpError{status: http.StatusInsufficientStorage, code: api.CodeInsufficientStorage, msg: msg, err: err, quiet: true}
-	case errors.Is(err, syscall.ENOSPC):
-		return &httpError{status: http.StatusInsufficientStorage, code: api.CodeInsufficientStorage,
-			msg: "insufficient storage: nothing was written: " + err.Error(), err: err}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable,
 			msg: "request ended before the command entered the log: " + err.Error(), err: err, quiet: true}
-	case errors.Is(err, wal.ErrTooLarge):
+	case errors.Is(err, replica.ErrUnknownOutcome):
+		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnknownOutcome,
+			msg: "the leader was lost before the write was known to commit: it may or may not have been applied; retrying an enqueue with the same unique_key is safe: " + err.Error(), err: err, retryAfter: 1}
+	case errors.Is(err, replica.ErrNotLeader):
+		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeNotLeader,
+			msg: "this node is not the leader and could not forward the call: " + err.Error(), err: err, retryAfter: 1, quiet: true}
+	case errors.Is(err, replica.ErrTooLarge):
 		// A batch under max_request whose command is still over the log's
 		// record limit: the client's to split, nothing was written.
 		return &httpError{status: http.StatusRequestEntityTooLarge, code: api.CodePayloadTooLarge,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
 // The fuzz targets call the handler in process (no network) over the
@@ -101,11 +102,7 @@ func checkErrorBody(t *testing.T, rec *httptest.ResponseRecorder) api.Error {
 }
 
 // applied is the number of commands the replica applied.
-func (r *memReplica) appliedCount() uint64 {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.applied
-}
+func (r *memReplica) appliedCount() uint64 { return r.h.Applied() }
 
 // The oracle: what makes a request body acceptable, written from the
 // documentation (docs/api.md), not from the handler's code.
@@ -376,7 +373,7 @@ func FuzzEnqueue(f *testing.F) {
 			t.Fatal(pre.Err)
 		}
 		if fail {
-			rep.setErr(fmt.Errorf("wal: write: %w", syscall.ENOSPC))
+			rep.setErr(fmt.Errorf("%w: wal: write: %w", replica.ErrDiskFull, syscall.ENOSPC))
 		}
 		before, applied := rep.m.Len(), rep.appliedCount()
 		path := "/v1/jobs"

@@ -22,7 +22,6 @@ import (
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
-	"github.com/beaver-raft/beaver-raft/internal/wal"
 )
 
 // hostileCase is one request that the API must refuse, changing nothing.
@@ -315,7 +314,7 @@ func TestHostileAccepted(t *testing.T) {
 func TestRecordTooLarge(t *testing.T) {
 	rep := newMemReplica()
 	s := newServer(t, func(*testing.T) replica.Replica { return rep }, nil)
-	rep.setErr(fmt.Errorf("%w: 67108900 bytes, limit 67108864", wal.ErrTooLarge))
+	rep.setErr(fmt.Errorf("%w: 67108900 bytes, limit 67108864", replica.ErrTooLarge))
 	msg := s.callErr("POST", "/v1/jobs/batch", `{"jobs":[{"type":"t"}]}`, 413, api.CodePayloadTooLarge)
 	if !strings.Contains(msg, "send smaller batches") {
 		t.Errorf("message %q", msg)

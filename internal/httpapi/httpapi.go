@@ -47,6 +47,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/backoff"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/jobspec"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
@@ -75,7 +76,7 @@ const (
 	// heartbeat, like the longest job timeout.
 	MaxLeaseFor = fsm.MaxTimeout
 	// MaxDelay bounds "delay" of an enqueue and "retry_in" of a failure.
-	MaxDelay = 100 * 365 * 24 * time.Hour
+	MaxDelay = jobspec.MaxDelay
 )
 
 // Options configure an API. Zero values take the defaults above.
@@ -140,6 +141,7 @@ type API struct {
 	started time.Time
 	tokens  [][sha256.Size]byte // digests of the accepted tokens
 	auth    bool
+	jobs    jobspec.Builder
 	rep     atomic.Pointer[replicaRef]
 }
 
@@ -183,7 +185,14 @@ func New(o Options) *API {
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = fsm.DefaultTimeout
 	}
-	a := &API{o: o, log: o.Logger, clock: o.Clock, started: time.Now(), auth: len(o.Tokens) > 0}
+	a := &API{o: o, log: o.Logger, clock: o.Clock, started: time.Now(), auth: len(o.Tokens) > 0,
+		jobs: jobspec.Builder{
+			DefaultQueue:       o.DefaultQueue,
+			DefaultMaxAttempts: o.DefaultMaxAttempts,
+			DefaultTimeout:     o.DefaultTimeout,
+			MaxPayload:         o.MaxPayload,
+			MaxQueueDepth:      o.MaxQueueDepth,
+		}}
 	for _, t := range o.Tokens {
 		if t != "" {
 			a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))

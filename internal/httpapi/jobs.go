@@ -3,7 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/jobspec"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
@@ -110,84 +111,77 @@ func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.R
 	return nil
 }
 
-// spec turns one enqueue request into a JobSpec with the configured
-// defaults, checked as the machine will check it. prefix names the job in
-// messages ("jobs[3]"), index in the machine's own errors.
+// spec turns one enqueue request into a JobSpec through the one builder
+// (defaults and limits). prefix names the job in messages ("jobs[3]"),
+// index in the machine's own errors.
 func (a *API) spec(req *enqueueWire, now time.Time, prefix string, index int) (fsm.JobSpec, error) {
-	s := fsm.JobSpec{
+	in := jobspec.Input{
 		Queue:       req.Queue,
 		Type:        req.Type,
-		Payload:     "null",
+		Payload:     req.Payload,
 		Priority:    req.Priority,
 		MaxAttempts: req.MaxAttempts,
 		UniqueKey:   req.UniqueKey,
 	}
-	if s.Queue == "" {
-		s.Queue = a.o.DefaultQueue
-	}
-	if s.MaxAttempts == 0 {
-		s.MaxAttempts = a.o.DefaultMaxAttempts
-	}
-	if n := int64(len(req.Payload)); n > a.o.MaxPayload {
-		return s, tooLargef("%s is %d bytes, more than the limit of %d bytes", field(prefix, "payload"), n, a.o.MaxPayload)
-	} else if n > 0 {
-		s.Payload = string(req.Payload)
-	}
-	hasRunAt := len(req.RunAt) > 0 && string(req.RunAt) != "null"
-	if hasRunAt && req.Delay != "" {
-		return s, invalidf("%s and %s are exclusive: give one of them", field(prefix, "run_at"), field(prefix, "delay"))
-	}
-	if hasRunAt {
+	if len(req.RunAt) > 0 && string(req.RunAt) != "null" {
 		var str string
 		if err := json.Unmarshal(req.RunAt, &str); err != nil {
-			return s, invalidf("%s: expected an RFC 3339 time string, got %s", field(prefix, "run_at"), req.RunAt)
+			return fsm.JobSpec{}, invalidf("%s: expected an RFC 3339 time string, got %s", field(prefix, "run_at"), req.RunAt)
 		}
 		t, err := time.Parse(time.RFC3339Nano, str)
 		if err != nil {
-			return s, invalidf("%s: %v", field(prefix, "run_at"), err)
+			return fsm.JobSpec{}, invalidf("%s: %v", field(prefix, "run_at"), err)
 		}
-		if t.Year() < 1970 || t.Year() > 2261 {
-			return s, invalidf("%s must be between the years 1970 and 2261", field(prefix, "run_at"))
+		if t.IsZero() {
+			t = time.Unix(0, 0).Add(-1) // year 1969: refused by the builder, not taken for "none"
 		}
-		s.RunAt = t.UnixNano()
+		in.RunAt = t
+		if req.Delay != "" {
+			return fsm.JobSpec{}, invalidf("%s and %s are exclusive: give one of them", field(prefix, "run_at"), field(prefix, "delay"))
+		}
 	}
-	delay, err := parseDuration(field(prefix, "delay"), req.Delay, 0, MaxDelay)
+	var err error
+	if in.Delay, err = jobspec.ParseDuration("delay", req.Delay); err != nil {
+		return fsm.JobSpec{}, specError(prefix, err)
+	}
+	if in.Timeout, err = jobspec.ParseDuration("timeout", req.Timeout); err != nil {
+		return fsm.JobSpec{}, specError(prefix, err)
+	}
+	s, err := a.jobs.Build(&in, now, index)
 	if err != nil {
-		return s, err
-	}
-	if delay > 0 {
-		s.RunAt = now.Add(delay).UnixNano()
-	}
-	timeout, err := parseDuration(field(prefix, "timeout"), req.Timeout, a.o.DefaultTimeout, MaxDelay)
-	if err != nil {
-		return s, err
-	}
-	if timeout == 0 {
-		timeout = a.o.DefaultTimeout
-	}
-	s.Timeout = int64(timeout)
-	if err := fsm.ValidateSpec(index, &s); err != nil {
-		if inv, ok := err.(*fsm.InvalidError); ok {
-			return s, invalidSpec(prefix, inv)
-		}
-		return s, err
+		return s, specError(prefix, err)
 	}
 	return s, nil
+}
+
+// specError maps a refusal of the job builder to its answer, naming the
+// field with prefix.
+func specError(prefix string, err error) error {
+	var e *jobspec.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	msg := e.Msg
+	if e.Field != "" || prefix != "" {
+		sep := " "
+		if strings.HasPrefix(msg, ":") {
+			sep = ""
+		}
+		msg = field(prefix, e.Field) + sep + msg
+	}
+	switch e.Kind {
+	case jobspec.TooLarge:
+		return tooLargef("%s", msg)
+	case jobspec.QueueFull:
+		return &httpError{status: http.StatusTooManyRequests, code: api.CodeQueueFull, retryAfter: 1, msg: msg}
+	}
+	return invalidf("%s", msg)
 }
 
 // checkDepth answers 429 when adding n jobs would exceed MaxQueueDepth
 // unfinished jobs.
 func (a *API) checkDepth(rep replica.Replica, n int) error {
-	if a.o.MaxQueueDepth < 0 {
-		return nil
-	}
-	var depth int
-	rep.Read(func(m *fsm.Machine) { depth = m.Unfinished() })
-	if depth+n > a.o.MaxQueueDepth {
-		return &httpError{status: http.StatusTooManyRequests, code: api.CodeQueueFull, retryAfter: 1,
-			msg: fmt.Sprintf("queue full: the server holds %d unfinished jobs and its limit is %d; retry later", depth, a.o.MaxQueueDepth)}
-	}
-	return nil
+	return specError("", a.jobs.Admit(rep, n))
 }
 
 // propose stamps nothing (the caller set cmd.Now) and maps a system failure

@@ -6,6 +6,7 @@ import (
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/leasing"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
@@ -68,11 +69,11 @@ func (a *API) leaseParams(r *http.Request, req *api.LeaseRequest) (leaseParams, 
 
 // POST /v1/lease
 //
-// The loop proposes a Lease only when a read of the machine shows a
-// runnable job, so an idle long poll writes nothing to the log. Otherwise
-// it waits for the replica's Changed channel (taken before the read, so no
-// change is missed), for the next scheduled job to become due, for the end
-// of the wait, or for the request context to end.
+// The long poll is package leasing's: a Lease is proposed only when a read
+// of the machine shows a runnable job, so an idle poll writes nothing to
+// the log; otherwise it waits for a change, for the next scheduled job to
+// become due, for the end of the wait, or for the request context to end
+// (then it answers no jobs).
 func (a *API) lease(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
 	req := leaseWire{Queues: boundedList[string]{max: MaxLeaseNames}, Types: boundedList[string]{max: MaxLeaseNames}}
 	if err := a.decodeBody(w, r, &req); err != nil {
@@ -89,74 +90,22 @@ func (a *API) lease(w http.ResponseWriter, r *http.Request, rep replica.Replica)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	deadline := time.Now().Add(p.wait)
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
+	res, err := leasing.Wait(r.Context(), rep, p.wait, func() *fsm.Command {
+		return &fsm.Command{
+			Kind: fsm.KindLease, Now: a.clock().UnixNano(),
+			Queues: p.queues, Types: p.types, Max: p.max, Worker: p.worker, LeaseFor: int64(p.lease),
 		}
-	}()
-	for {
-		changed := rep.Changed()
-		now := a.clock()
-		var runnable, hasDue bool
-		var due int64
-		rep.Read(func(m *fsm.Machine) {
-			runnable = m.Runnable(p.queues, p.types, now.UnixNano())
-			if !runnable {
-				due, hasDue = m.NextDue()
-			}
-		})
-		if runnable {
-			res, err := a.propose(ctx, rep, &fsm.Command{
-				Kind: fsm.KindLease, Now: now.UnixNano(),
-				Queues: p.queues, Types: p.types, Max: p.max, Worker: p.worker, LeaseFor: int64(p.lease),
-			})
-			if err != nil {
-				return err
-			}
-			if res.Err != nil {
-				return rejection(res.Err, "", 0, 0, nil)
-			}
-			if len(res.Jobs) > 0 {
-				out := api.LeaseResponse{Jobs: make([]api.Job, len(res.Jobs))}
-				for i := range res.Jobs {
-					out.Jobs[i] = toJob(&res.Jobs[i])
-				}
-				writeJSON(w, http.StatusOK, out)
-				return nil
-			}
-			if res.Promoted > 0 {
-				continue // it promoted due jobs of other queues first: look again
-			}
-			// Another worker took the job between the read and the lease.
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		if hasDue {
-			// A due time in the past is an expired lease or a job that a
-			// Tick has yet to promote: the Tick closes changed.
-			if d := time.Duration(due - now.UnixNano()); d > 0 && d < wait {
-				wait = d
-			}
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-		case <-ctx.Done():
-			// The client left, or the server is stopping (BaseContext).
-			writeJSON(w, http.StatusOK, api.LeaseResponse{Jobs: []api.Job{}})
-			return nil
-		}
+	})
+	if err != nil {
+		return systemError(fsm.KindLease, err)
 	}
-	writeJSON(w, http.StatusOK, api.LeaseResponse{Jobs: []api.Job{}})
+	if res.Err != nil {
+		return rejection(res.Err, "", 0, 0, nil)
+	}
+	out := api.LeaseResponse{Jobs: make([]api.Job, len(res.Jobs))}
+	for i := range res.Jobs {
+		out.Jobs[i] = toJob(&res.Jobs[i])
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

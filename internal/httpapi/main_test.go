@@ -16,26 +16,29 @@ import (
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
+	"github.com/beaver-raft/beaver-raft/internal/replica/host"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // memReplica is a test-only in-memory replica.Replica: commands are applied
-// to an fsm.Machine under a mutex, with nothing durable. Propose fails with
-// err when it is set.
+// to an fsm.Machine by the same host as the real drivers use, with nothing
+// durable. Propose fails with err when it is set. m is the hosted machine,
+// for tests that set up state directly.
 type memReplica struct {
-	mu      sync.RWMutex
-	m       *fsm.Machine
-	changed chan struct{}
-	applied uint64
-	err     error
+	mu  sync.Mutex // serialises proposals (the host's single applier)
+	h   *host.Host
+	m   *fsm.Machine
+	n   uint64
+	err error
 }
 
 var _ replica.Replica = (*memReplica)(nil)
 
 func newMemReplica() *memReplica {
-	return &memReplica{m: fsm.New(), changed: make(chan struct{})}
+	m := fsm.New()
+	return &memReplica{m: m, h: host.New(m, 0, nil)}
 }
 
 func (r *memReplica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, error) {
@@ -47,32 +50,16 @@ func (r *memReplica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result,
 	if r.err != nil {
 		return fsm.Result{}, r.err
 	}
-	res := r.m.Apply(cmd)
-	r.applied++
-	switch cmd.Kind {
-	case fsm.KindEnqueue, fsm.KindAck, fsm.KindTick, fsm.KindRetry, fsm.KindRecover:
-		close(r.changed)
-		r.changed = make(chan struct{})
-	}
-	return res, nil
+	r.n++
+	return r.h.Apply(r.n, cmd, 0), nil
 }
 
-func (r *memReplica) Read(fn func(m *fsm.Machine)) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	fn(r.m)
-}
+func (r *memReplica) Read(fn func(m *fsm.Machine)) { r.h.Read(fn) }
 
-func (r *memReplica) Changed() <-chan struct{} {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.changed
-}
+func (r *memReplica) Changed() <-chan struct{} { return r.h.Changed() }
 
 func (r *memReplica) Status() replica.Status {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return replica.Status{Role: "single", AppliedLSN: r.applied}
+	return replica.Status{Role: "single", AppliedLSN: r.h.Applied()}
 }
 
 func (r *memReplica) Close() error { return nil }

@@ -105,4 +105,68 @@ var (
 	// ErrFailed: the log failed (a write or fsync error): no command is
 	// accepted until the server restarts and recovers.
 	ErrFailed = errors.New("replica: log failed")
+	// ErrTooLarge: the command is too large for one log entry; nothing was
+	// written. The caller should split it (smaller batches).
+	ErrTooLarge = errors.New("replica: command too large for one log entry")
+	// ErrNotLeader: this node is not the leader of its cluster and the
+	// command was not written. The error may carry the leader (see
+	// NotLeaderError): callers forward the call to it.
+	ErrNotLeader = errors.New("replica: not the leader")
+	// ErrUnknownOutcome: the command was handed to the log but the leader
+	// was lost (or the wait timed out) before it was known to commit: it
+	// may or may not be applied. Retrying an enqueue with the same unique
+	// key is safe.
+	ErrUnknownOutcome = errors.New("replica: outcome unknown")
 )
+
+// NotLeaderError is ErrNotLeader with what the node knows of the leader.
+type NotLeaderError struct {
+	LeaderID   string // "" when no leader is known (an election is running)
+	LeaderAddr string // its raft address
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return "replica: not the leader, and no leader is known (an election may be running)"
+	}
+	return "replica: not the leader; the leader is " + e.LeaderID + " at " + e.LeaderAddr
+}
+
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// Leadership is implemented by replicas whose leadership can change (the
+// cluster replica). A replica that does not implement it always leads.
+type Leadership interface {
+	// Leading reports whether this node leads now, and returns a channel
+	// that is closed at the next change of leadership.
+	Leading() (leading bool, changed <-chan struct{})
+}
+
+// Leading reports whether r leads now and a channel closed at the next
+// change (nil, never closed, for a replica that always leads).
+func Leading(r Replica) (bool, <-chan struct{}) {
+	if l, ok := r.(Leadership); ok {
+		return l.Leading()
+	}
+	return true, nil
+}
+
+// Linearizable is implemented by replicas whose Read may see a state that
+// is behind the cluster (a follower, or a leader that was deposed without
+// knowing it).
+type Linearizable interface {
+	// ReadBarrier returns once every command committed before the call is
+	// applied to this node's state and this node was the leader at some
+	// point after the call: a Read that follows sees them all. It fails
+	// with ErrNotLeader on a follower (forward the read to the leader).
+	ReadBarrier(ctx context.Context) error
+}
+
+// ReadBarrier waits as Linearizable.ReadBarrier on replicas that implement
+// it, and returns nil at once on those that are always current.
+func ReadBarrier(ctx context.Context, r Replica) error {
+	if l, ok := r.(Linearizable); ok {
+		return l.ReadBarrier(ctx)
+	}
+	return nil
+}

@@ -41,6 +41,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/handlers"
 	"github.com/beaver-raft/beaver-raft/internal/httpapi"
+	"github.com/beaver-raft/beaver-raft/internal/jobspec"
 	"github.com/beaver-raft/beaver-raft/internal/metrics"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 	"github.com/beaver-raft/beaver-raft/internal/replica/local"
@@ -88,6 +89,8 @@ type Server struct {
 	ready   chan struct{}
 	started time.Time
 
+	jobs jobspec.Builder // every enqueue of the embedding API goes through it
+
 	mu               sync.Mutex
 	apiAddr, metAddr net.Addr
 	listening        chan struct{}
@@ -119,6 +122,13 @@ func New(o Options) (*Server, error) {
 		return nil
 	}))
 	c := s.cfg
+	s.jobs = jobspec.Builder{
+		DefaultQueue:       c.Defaults.Queue,
+		DefaultMaxAttempts: c.Retry.MaxAttempts,
+		DefaultTimeout:     c.Defaults.Timeout.Duration(),
+		MaxPayload:         int64(c.Limits.MaxPayload),
+		MaxQueueDepth:      c.Limits.MaxQueueDepth,
+	}
 	s.api = httpapi.New(httpapi.Options{
 		Clock:              o.Clock,
 		Logger:             o.Logger,
@@ -159,6 +169,53 @@ func (s *Server) Replica() replica.Replica {
 	}
 	return nil
 }
+
+// ErrNotReady is returned by Enqueue before recovery is done or after the
+// server stopped.
+var ErrNotReady = errors.New("server: not running")
+
+// Enqueue adds jobs, all or none, through the same builder (defaults,
+// limits, queue depth) and clock as the HTTP API, and returns once they
+// are durable (committed by a quorum in a cluster). A refused job is a
+// *jobspec.Error naming the field (and, in a batch, its index in Index).
+func (s *Server) Enqueue(ctx context.Context, ins []jobspec.Input) ([]fsm.EnqueueResult, error) {
+	rep := s.Replica()
+	if rep == nil {
+		return nil, ErrNotReady
+	}
+	now := s.o.Clock()
+	specs := make([]fsm.JobSpec, len(ins))
+	for i := range ins {
+		var err error
+		if specs[i], err = s.jobs.Build(&ins[i], now, i); err != nil {
+			return nil, &BatchError{Index: i, Err: err}
+		}
+	}
+	if err := s.jobs.Admit(rep, len(specs)); err != nil {
+		return nil, err
+	}
+	res, err := rep.Propose(ctx, &fsm.Command{Kind: fsm.KindEnqueue, Now: now.UnixNano(), Jobs: specs})
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		var inv *fsm.InvalidError
+		if errors.As(res.Err, &inv) {
+			return nil, &BatchError{Index: inv.Index, Err: &jobspec.Error{Kind: jobspec.Invalid, Field: inv.Field, Msg: inv.Msg}}
+		}
+		return nil, res.Err
+	}
+	return res.Enqueued, nil
+}
+
+// BatchError is a refusal of job Index of an Enqueue.
+type BatchError struct {
+	Index int
+	Err   error
+}
+
+func (e *BatchError) Error() string { return fmt.Sprintf("job %d: %v", e.Index, e.Err) }
+func (e *BatchError) Unwrap() error { return e.Err }
 
 // HandlerTypes lists the job types the in-process workers run.
 func (s *Server) HandlerTypes() []string { return s.handlerTypes }

@@ -33,6 +33,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/backoff"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/handlers"
+	"github.com/beaver-raft/beaver-raft/internal/leasing"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
@@ -170,24 +171,29 @@ func (l *loop) serve(ctx context.Context) error {
 		var changed <-chan struct{}
 		wait := p.o.MaxIdle
 		if free > 0 {
-			changed = rep.Changed()
-			now := p.o.Clock().UnixNano()
-			var runnable, hasDue bool
-			var due int64
-			rep.Read(func(m *fsm.Machine) {
-				runnable = m.Runnable(p.o.Queues, p.types, now)
-				if !runnable {
-					due, hasDue = m.NextDue()
-				}
+			acks := l.acks
+			l.acks = nil
+			t, err := leasing.Try(ctx, rep, &fsm.Command{
+				Kind: fsm.KindLease, Now: p.o.Clock().UnixNano(),
+				Queues: p.o.Queues, Types: p.types, Max: free, Worker: p.o.Name,
+				Acks: acks,
 			})
-			if runnable {
-				if err := l.lease(ctx, free); err != nil {
-					return err
+			if !t.Proposed || err != nil {
+				l.acks = acks // still unreported
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
 				}
+				return fmt.Errorf("worker pool: lease: %w", err)
+			}
+			if t.Proposed {
+				l.started(acks, t.Result)
 				continue
 			}
-			if hasDue && time.Duration(due-now) < wait {
-				wait = max(time.Duration(due-now), time.Millisecond)
+			changed = t.Changed
+			if t.HasDue && t.Due < wait {
+				wait = max(t.Due, time.Millisecond)
 			}
 		}
 		if len(l.acks) > 0 {
@@ -211,30 +217,14 @@ func (l *loop) serve(ctx context.Context) error {
 	}
 }
 
-// lease proposes a Lease for up to free jobs, carrying the waiting acks, and
-// starts the jobs it got.
-func (l *loop) lease(ctx context.Context, free int) error {
+// started logs the acks a Lease rejected and starts the jobs it got.
+func (l *loop) started(acks []fsm.Ack, res fsm.Result) {
 	p := l.p
-	acks := l.acks
-	l.acks = nil
-	res, err := p.o.Replica.Propose(ctx, &fsm.Command{
-		Kind: fsm.KindLease, Now: p.o.Clock().UnixNano(),
-		Queues: p.o.Queues, Types: p.types, Max: free, Worker: p.o.Name,
-		Acks: acks,
-	})
-	if err != nil {
-		l.acks = acks // still unreported: the drain tries again
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("worker pool: lease: %w", err)
-	}
 	p.logRejected(acks, res.AckErrs)
 	for _, j := range res.Jobs {
 		l.running++
 		go p.run(l.hard, j)
 	}
-	return nil
 }
 
 // report proposes the waiting acks on their own.

@@ -55,10 +55,12 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
+	"github.com/beaver-raft/beaver-raft/internal/replica/host"
 	"github.com/beaver-raft/beaver-raft/internal/snapshot"
 	"github.com/beaver-raft/beaver-raft/internal/vfs"
 	"github.com/beaver-raft/beaver-raft/internal/wal"
@@ -117,13 +119,11 @@ type Replica struct {
 	wal   *wal.Log
 	snaps *snapshot.Store
 
-	mu             sync.RWMutex // guards m, applied, changed
-	m              *fsm.Machine
-	applied        uint64 // LSN of the last applied command
-	changed        chan struct{}
-	watched        bool          // someone holds changed: close it at the next change
-	sinceSnap      atomic.Uint64 // records applied since the last capture
-	sinceSnapBytes atomic.Int64  // and their encoded bytes
+	// m and applied are the state during recovery; h hosts it from then on
+	// (Open returns only once h is set).
+	m       *fsm.Machine
+	applied uint64
+	h       *host.Host
 
 	recovery replica.Recovery
 	closed   atomic.Bool
@@ -178,7 +178,6 @@ func Open(opts Options) (*Replica, error) {
 		log:         opts.Logger,
 		lock:        lock,
 		m:           fsm.New(),
-		changed:     make(chan struct{}),
 		snapTrigger: make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 	}
@@ -207,7 +206,7 @@ func Open(opts Options) (*Replica, error) {
 		"snapshot_jobs", r.recovery.SnapshotJobs,
 		"records_replayed", r.recovery.RecordsReplayed,
 		"requeued", r.recovery.RequeuedJobs,
-		"jobs", r.m.Len())
+		"jobs", r.Len())
 	r.bg.Add(1)
 	go r.snapshotLoop()
 	return r, nil
@@ -283,12 +282,11 @@ func (r *Replica) recover() error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	r.sinceSnap.Store(r.recovery.RecordsReplayed)
-	r.sinceSnapBytes.Store(replayedBytes)
-	var inflight int
+	r.h = host.New(r.m, r.applied, r.opts.OnApply)
+	r.h.AddSince(r.recovery.RecordsReplayed, replayedBytes)
 	total, _ := r.m.Counts()
-	inflight = total.Count(fsm.StateInFlight)
-	if inflight > 0 {
+	r.m = nil // the host owns it now
+	if total.Count(fsm.StateInFlight) > 0 {
 		res, err := r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindRecover, Now: r.opts.Clock().UnixNano()})
 		if err != nil {
 			return fmt.Errorf("requeue in-flight jobs: %w", err)
@@ -358,13 +356,18 @@ type storageError struct {
 func (e *storageError) Error() string   { return e.err.Error() }
 func (e *storageError) Unwrap() []error { return []error{e.kind, e.err} }
 
-// storageErr classifies an error of the WAL for the replica's callers.
+// storageErr classifies an error of the WAL for the replica's callers, so
+// that they match only the replica's own errors.
 func storageErr(err error) error {
 	switch {
 	case errors.Is(err, wal.ErrFailed):
 		return &storageError{kind: replica.ErrFailed, err: err}
-	case errors.Is(err, wal.ErrDiskFull):
+	case errors.Is(err, wal.ErrDiskFull), errors.Is(err, syscall.ENOSPC):
 		return &storageError{kind: replica.ErrDiskFull, err: err}
+	case errors.Is(err, wal.ErrTooLarge):
+		return &storageError{kind: replica.ErrTooLarge, err: err}
+	case errors.Is(err, wal.ErrClosed):
+		return &storageError{kind: replica.ErrClosed, err: err}
 	}
 	return err
 }
@@ -376,21 +379,9 @@ func (r *Replica) applyDurable(p *proposal, lsn uint64, err error) {
 		p.done <- struct{}{}
 		return
 	}
-	r.mu.Lock()
-	p.res = r.m.Apply(p.cmd)
-	r.applied = lsn
-	if r.opts.OnApply != nil {
-		r.opts.OnApply(r.m, p.cmd, &p.res)
-	}
-	if r.watched && wakes(p.cmd.Kind) {
-		close(r.changed)
-		r.changed = make(chan struct{})
-		r.watched = false
-	}
-	r.mu.Unlock()
-	size := p.size
+	p.res = r.h.Apply(lsn, p.cmd, p.size)
 	p.done <- struct{}{}
-	recs, bytes := r.sinceSnap.Add(1), r.sinceSnapBytes.Add(int64(size))
+	recs, bytes := r.h.Since()
 	if recs >= r.opts.SnapshotEvery || (r.opts.SnapshotBytes > 0 && bytes >= r.opts.SnapshotBytes) {
 		select {
 		case r.snapTrigger <- struct{}{}:
@@ -399,34 +390,22 @@ func (r *Replica) applyDurable(p *proposal, lsn uint64, err error) {
 	}
 }
 
-func wakes(k fsm.Kind) bool {
-	switch k {
-	case fsm.KindEnqueue, fsm.KindAck, fsm.KindTick, fsm.KindRetry, fsm.KindRecover:
-		return true
-	}
-	return false
-}
-
-// Read implements replica.Replica.
-func (r *Replica) Read(fn func(m *fsm.Machine)) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	fn(r.m)
-}
+// Read implements replica.Replica. A single node reads its own state,
+// which is always current: ctx and the consistency level do not matter.
+func (r *Replica) Read(fn func(m *fsm.Machine)) { r.h.Read(fn) }
 
 // Changed implements replica.Replica.
-func (r *Replica) Changed() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.watched = true
-	return r.changed
+func (r *Replica) Changed() <-chan struct{} { return r.h.Changed() }
+
+// Len is the number of jobs held.
+func (r *Replica) Len() (n int) {
+	r.h.Read(func(m *fsm.Machine) { n = m.Len() })
+	return n
 }
 
 // Status implements replica.Replica.
 func (r *Replica) Status() replica.Status {
-	r.mu.RLock()
-	applied := r.applied
-	r.mu.RUnlock()
+	applied := r.h.Applied()
 	ws := r.wal.Stats()
 	r.snapMu.Lock()
 	ss := r.snapStat
@@ -469,7 +448,7 @@ func (r *Replica) snapshotLoop() {
 			return
 		case <-r.snapTrigger:
 		case <-t.C:
-			if r.sinceSnap.Load() == 0 {
+			if recs, _ := r.h.Since(); recs == 0 {
 				continue
 			}
 		}
@@ -483,16 +462,10 @@ func (r *Replica) takeSnapshot() error {
 	r.snapMu.Lock()
 	defer r.snapMu.Unlock()
 	start := time.Now()
-	r.mu.Lock()
-	lsn := r.applied
-	if lsn == r.snapStat.LastLSN || lsn == 0 {
-		r.mu.Unlock()
+	if lsn := r.h.Applied(); lsn == r.snapStat.LastLSN || lsn == 0 {
 		return nil
 	}
-	snap := r.m.Capture()
-	r.sinceSnap.Store(0)
-	r.sinceSnapBytes.Store(0)
-	r.mu.Unlock()
+	snap, lsn := r.h.Capture()
 	r.log.Debug("writing snapshot", "lsn", lsn, "jobs", snap.Jobs())
 
 	size, err := r.writeSnapshot(snap, lsn)
@@ -548,6 +521,12 @@ func (r *Replica) truncateWAL() error {
 	return nil
 }
 
+// pending is the number of commands applied since the last snapshot.
+func (r *Replica) pending() uint64 {
+	n, _ := r.h.Since()
+	return n
+}
+
 // Close implements replica.Replica.
 func (r *Replica) Close() error {
 	r.closeMu.Lock()
@@ -558,7 +537,7 @@ func (r *Replica) Close() error {
 	close(r.stop)
 	r.bg.Wait()
 	var errs []error
-	if !r.opts.NoSnapshotOnClose && r.wal.Err() == nil && r.sinceSnap.Load() > 0 {
+	if !r.opts.NoSnapshotOnClose && r.wal.Err() == nil && r.pending() > 0 {
 		if err := r.takeSnapshot(); err != nil {
 			errs = append(errs, fmt.Errorf("snapshot on close: %w", err))
 		}
