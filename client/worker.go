@@ -89,7 +89,6 @@ func Permanent(err error) error { return permanent.New(err) }
 // Permanent (of this package or of any other Beaver-Raft package).
 func IsPermanent(err error) bool { return permanent.Is(err) }
 
-
 var (
 	errLeaseLost = errors.New("the lease of the job was lost")
 	errTimeout   = errors.New("job timeout")
