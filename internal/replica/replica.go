@@ -59,6 +59,32 @@ type Status struct {
 	// DiskFull is set while the disk is full: enqueues are refused
 	// (ErrDiskFull), other commands keep working, until space is freed.
 	DiskFull bool
+	// Cluster is set by the cluster replica.
+	Cluster *ClusterStatus
+}
+
+// ClusterStatus describes a cluster node.
+type ClusterStatus struct {
+	NodeID       string
+	LeaderID     string // "" while no leader is known
+	LeaderAddr   string
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastIndex    uint64
+	// LastContact is how long ago a follower last heard from the leader
+	// (0 on the leader).
+	LastContact   time.Duration
+	LeaderChanges uint64
+	Servers       []Server
+}
+
+// Server is a member of the cluster configuration.
+type Server struct {
+	ID      string
+	Address string
+	Voter   bool
+	Leader  bool
 }
 
 // Recovery describes what opening the replica did.

@@ -17,6 +17,7 @@
 package host
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +37,9 @@ type Host struct {
 	applied uint64 // log index (LSN or raft index) of the last applied command
 	changed chan struct{}
 	watched bool // someone holds changed: close it at the next waking command
+	// progress is closed at the next advance of applied, if progressWatched
+	progress        chan struct{}
+	progressWatched bool
 
 	sinceRecords atomic.Uint64 // commands applied since the last Capture (or Reset)
 	sinceBytes   atomic.Int64  // and their encoded bytes, as the driver reported them
@@ -44,13 +48,14 @@ type Host struct {
 // New hosts m, whose state includes every log entry up to applied.
 // onApply may be nil.
 func New(m *fsm.Machine, applied uint64, onApply OnApply) *Host {
-	return &Host{m: m, applied: applied, onApply: onApply, changed: make(chan struct{})}
+	return &Host{m: m, applied: applied, onApply: onApply, changed: make(chan struct{}), progress: make(chan struct{})}
 }
 
 // Apply applies cmd, the log entry at index, whose encoding is size bytes.
 func (h *Host) Apply(index uint64, cmd *fsm.Command, size int) fsm.Result {
 	h.mu.Lock()
 	res := h.applyLocked(index, cmd)
+	h.advancedLocked()
 	h.mu.Unlock()
 	h.count(1, int64(size))
 	return res
@@ -73,6 +78,7 @@ func (h *Host) ApplyBatch(indexes []uint64, cmds []*fsm.Command, res []fsm.Resul
 		res[i] = h.applyLocked(indexes[i], c)
 		n++
 	}
+	h.advancedLocked()
 	h.mu.Unlock()
 	if n > 0 {
 		h.count(uint64(n), int64(size))
@@ -91,6 +97,34 @@ func (h *Host) applyLocked(index uint64, c *fsm.Command) fsm.Result {
 		h.watched = false
 	}
 	return res
+}
+
+func (h *Host) advancedLocked() {
+	if h.progressWatched {
+		close(h.progress)
+		h.progress = make(chan struct{})
+		h.progressWatched = false
+	}
+}
+
+// WaitApplied returns once the entry at index is applied, or with ctx's
+// error.
+func (h *Host) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		h.mu.Lock()
+		if h.applied >= index {
+			h.mu.Unlock()
+			return nil
+		}
+		h.progressWatched = true
+		ch := h.progress
+		h.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (h *Host) count(records uint64, bytes int64) {
@@ -149,6 +183,7 @@ func (h *Host) Reset(m *fsm.Machine, applied uint64) {
 	h.mu.Lock()
 	h.m = m
 	h.applied = applied
+	h.advancedLocked()
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.watched = false

@@ -169,6 +169,9 @@ func Open(opts Options) (*Replica, error) {
 	if err := opts.FS.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	if isClusterDir(opts.Dir) {
+		return nil, fmt.Errorf("data directory of another mode: %s holds a cluster node's state (raft/); run it with --cluster, or use another --data-dir", opts.Dir)
+	}
 	lock, err := lockDir(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -396,6 +399,12 @@ func (r *Replica) Read(fn func(m *fsm.Machine)) { r.h.Read(fn) }
 
 // Changed implements replica.Replica.
 func (r *Replica) Changed() <-chan struct{} { return r.h.Changed() }
+
+// Capture freezes the current state (for seeding a cluster from it).
+func (r *Replica) Capture() *fsm.Snapshot {
+	s, _ := r.h.Capture()
+	return s
+}
 
 // Len is the number of jobs held.
 func (r *Replica) Len() (n int) {

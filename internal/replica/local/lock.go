@@ -48,3 +48,37 @@ func (l *dirLock) release() error {
 	l.f = nil
 	return err
 }
+
+// LockDir takes the same exclusive lock on dir as Open, for the other
+// owners of a data directory (the cluster replica, offline tools). release
+// drops it.
+func LockDir(dir string) (release func() error, err error) {
+	l, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}
+
+// HasState reports whether dir holds single-node state: WAL segments or
+// snapshot files.
+func HasState(dir string) bool {
+	for _, sub := range []string{"wal", "snapshots"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if n := e.Name(); strings.HasSuffix(n, ".wal") || strings.HasSuffix(n, ".snap") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isClusterDir reports whether dir holds a cluster node's raft state.
+func isClusterDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "raft", "raft.db"))
+	return err == nil
+}
