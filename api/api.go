@@ -309,6 +309,48 @@ type Status struct {
 	WAL      WALStatus              `json:"wal"`
 	Snapshot SnapshotStatus         `json:"snapshot"`
 	Recovery RecoveryStatus         `json:"recovery"`
+	// Cluster is set in cluster mode.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus describes a cluster node and what it knows of the others
+// (GET /v1/status, GET /v1/cluster).
+type ClusterStatus struct {
+	NodeID     string `json:"node_id"`
+	Role       string `json:"role"`
+	LeaderID   string `json:"leader_id"` // "" while no leader is known
+	LeaderAddr string `json:"leader_addr"`
+	Term       uint64 `json:"term"`
+	// CommitIndex is the last raft index this node knows committed;
+	// AppliedIndex the last it applied; Lag their difference.
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastIndex    uint64 `json:"last_index"`
+	Lag          uint64 `json:"lag"`
+	// LastContact is how long ago a follower last heard from the leader,
+	// a duration string ("0s" on the leader).
+	LastContact   string          `json:"last_contact"`
+	LeaderChanges uint64          `json:"leader_changes"`
+	Servers       []ClusterServer `json:"servers"`
+}
+
+// ClusterServer is a member of the cluster configuration.
+type ClusterServer struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
+}
+
+// ClusterJoinRequest is the body of POST /v1/cluster/join.
+type ClusterJoinRequest struct {
+	NodeID   string `json:"node_id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// ClusterRemoveRequest is the body of POST /v1/cluster/remove.
+type ClusterRemoveRequest struct {
+	NodeID string `json:"node_id"`
 }
 
 // WALStatus describes the write-ahead log.

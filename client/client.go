@@ -206,6 +206,26 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	return out, c.do(ctx, "GET", "/v1/status", nil, &out)
 }
 
+// Cluster returns the cluster status of the node (GET /v1/cluster); a
+// single-node server answers 404.
+func (c *Client) Cluster(ctx context.Context) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, c.do(ctx, "GET", "/v1/cluster", nil, &out)
+}
+
+// ClusterJoin adds a node as a voter (POST /v1/cluster/join); any node
+// passes it to the leader.
+func (c *Client) ClusterJoin(ctx context.Context, nodeID, raftAddr string) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, c.do(ctx, "POST", "/v1/cluster/join", api.ClusterJoinRequest{NodeID: nodeID, RaftAddr: raftAddr}, &out)
+}
+
+// ClusterRemove removes a node from the cluster (POST /v1/cluster/remove).
+func (c *Client) ClusterRemove(ctx context.Context, nodeID string) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, c.do(ctx, "POST", "/v1/cluster/remove", api.ClusterRemoveRequest{NodeID: nodeID}, &out)
+}
+
 // Ready returns nil when the server is ready (GET /readyz answered 200):
 // its recovery is done and its log works.
 func (c *Client) Ready(ctx context.Context) error {

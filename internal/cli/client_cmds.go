@@ -25,6 +25,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 		newStatusCmd(e),
 		newJobsCmd(e),
 		newWorkerCmd(e),
+		newClusterCmd(e),
 	)
 }
 

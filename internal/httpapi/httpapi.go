@@ -247,6 +247,9 @@ func (a *API) Handler() http.Handler {
 	v1("POST /v1/lease", a.lease)
 	v1("POST /v1/ack", a.ack)
 	v1("GET /v1/status", a.status)
+	v1("GET /v1/cluster", a.cluster)
+	v1("POST /v1/cluster/join", a.clusterJoin)
+	v1("POST /v1/cluster/remove", a.clusterRemove)
 	a.handle(mux, "GET /healthz", http.HandlerFunc(a.healthz))
 	a.handle(mux, "GET /readyz", http.HandlerFunc(a.readyz))
 	return &router{a: a, mux: mux}
@@ -269,6 +272,15 @@ func (a *API) serveV1(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 	if rep == nil {
 		a.writeError(w, r, &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable, msg: "recovering", retryAfter: 1, quiet: true})
 		return
+	}
+	// Reads are linearizable unless the caller asks for this node's own,
+	// possibly stale, state (?stale=true): a follower first learns the
+	// leader's commit index and applies up to it.
+	if r.Method == http.MethodGet && r.URL.Query().Get("stale") != "true" {
+		if err := replica.ReadBarrier(r.Context(), rep); err != nil {
+			a.writeError(w, r, systemError(0, err))
+			return
+		}
 	}
 	if err := h(w, r, rep); err != nil {
 		a.writeError(w, r, err)

@@ -215,9 +215,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, rep replica.Replica) 
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "queue", "state", "type", "limit", "cursor":
+		case "queue", "state", "type", "limit", "cursor", "stale":
 		default:
-			return invalidf("unknown query parameter %q (known: queue, state, type, limit, cursor)", k)
+			return invalidf("unknown query parameter %q (known: queue, state, type, limit, cursor, stale)", k)
 		}
 	}
 	f := fsm.Filter{Queue: q.Get("queue"), Type: q.Get("type"), Limit: DefaultListLimit}

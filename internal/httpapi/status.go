@@ -52,6 +52,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request, rep replica.Replica
 		out.Snapshot.LastTime = st.Snapshot.LastTime.UTC()
 	}
 	out.DiskFull = st.DiskFull
+	out.Cluster = clusterStatus(st)
 	if st.Failed != nil {
 		out.Failed = st.Failed.Error()
 	}

@@ -196,3 +196,13 @@ func ReadBarrier(ctx context.Context, r Replica) error {
 	}
 	return nil
 }
+
+// Membership is implemented by the cluster replica: changes of the
+// cluster's voters, made by the leader (a follower forwards them).
+type Membership interface {
+	// Join adds node id, reachable at raft address addr, as a voter. Joining
+	// a node that is already a voter at that address does nothing.
+	Join(ctx context.Context, id, addr string) error
+	// Remove removes node id; the last voter is never removed.
+	Remove(ctx context.Context, id string) error
+}

@@ -22,12 +22,16 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +49,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/metrics"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 	"github.com/beaver-raft/beaver-raft/internal/replica/local"
+	"github.com/beaver-raft/beaver-raft/internal/replica/raftrep"
 	"github.com/beaver-raft/beaver-raft/internal/scheduler"
 	"github.com/beaver-raft/beaver-raft/internal/wal"
 	"github.com/beaver-raft/beaver-raft/internal/worker"
@@ -85,7 +90,7 @@ type Server struct {
 	reg *prometheus.Registry
 	api *httpapi.API
 
-	rep     atomic.Pointer[local.Replica]
+	rep     atomic.Pointer[replicaRef]
 	ready   chan struct{}
 	started time.Time
 
@@ -115,12 +120,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, cfg: o.Config, log: o.Logger, reg: reg, ready: make(chan struct{}), listening: make(chan struct{})}
 	s.met = metrics.New(reg)
-	reg.MustRegister(metrics.NewStateCollector(func() replica.Replica {
-		if r := s.rep.Load(); r != nil {
-			return r
-		}
-		return nil
-	}))
+	reg.MustRegister(metrics.NewStateCollector(s.Replica))
 	c := s.cfg
 	s.jobs = jobspec.Builder{
 		DefaultQueue:       c.Defaults.Queue,
@@ -165,10 +165,12 @@ func (s *Server) MetricsAddr() net.Addr { s.mu.Lock(); defer s.mu.Unlock(); retu
 // Replica is the server's replica once Ready, else nil.
 func (s *Server) Replica() replica.Replica {
 	if r := s.rep.Load(); r != nil {
-		return r
+		return r.r
 	}
 	return nil
 }
+
+type replicaRef struct{ r replica.Replica }
 
 // ErrNotReady is returned by Enqueue before recovery is done or after the
 // server stopped.
@@ -304,9 +306,9 @@ func (s *Server) Run(ctx context.Context) error {
 		Observer:     s.met,
 	})
 	s.handlerTypes = pool.Types()
-	s.rep.Store(rep)
+	s.rep.Store(&replicaRef{rep})
 	s.api.SetReplica(rep)
-	rec := rep.Recovery()
+	rec := rep.Status().Recovery
 	var jobs int
 	rep.Read(func(m *fsm.Machine) { jobs = m.Len() })
 	s.log.Info("ready",
@@ -340,7 +342,7 @@ func (s *Server) Run(ctx context.Context) error {
 	schedCtx, stopSched := context.WithCancel(runCtx)
 	defer stopSched()
 	schedDone := make(chan struct{})
-	go func() { sched.Run(schedCtx); close(schedDone) }()
+	go func() { s.leaderOnly(schedCtx, rep, sched); close(schedDone) }()
 
 	var runErr error
 	poolStopped := false
@@ -379,8 +381,13 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-func (s *Server) openReplica() (*local.Replica, error) {
+// openReplica opens the replica the configuration asks for: the
+// single-node WAL replica, or a cluster node.
+func (s *Server) openReplica() (replica.Replica, error) {
 	c := s.cfg
+	if c.Cluster.Enabled {
+		return s.openCluster()
+	}
 	mode, err := wal.ParseSyncMode(string(c.Sync))
 	if err != nil {
 		return nil, err
@@ -403,12 +410,115 @@ func (s *Server) openReplica() (*local.Replica, error) {
 	})
 }
 
+func (s *Server) openCluster() (replica.Replica, error) {
+	c := s.cfg
+	cl := c.Cluster
+	peers, err := ParsePeers(cl.Peers)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := ClusterTLS(cl.TLS)
+	if err != nil {
+		return nil, err
+	}
+	var token string
+	if len(c.Auth.Tokens) > 0 {
+		token = c.Auth.Tokens[0]
+	}
+	return raftrep.Open(raftrep.Options{
+		Dir: c.DataDir, NodeID: cl.NodeID, RaftListen: cl.RaftListen, Advertise: cl.RaftAdvertise,
+		Bootstrap: cl.Bootstrap, Peers: peers, TLS: tlsCfg, Token: token, Tokens: c.Auth.Tokens,
+		HeartbeatTimeout: cl.HeartbeatTimeout.Duration(), ElectionTimeout: cl.ElectionTimeout.Duration(),
+		LeaderLease: cl.LeaderLease.Duration(), ApplyTimeout: cl.ApplyTimeout.Duration(),
+		SnapshotThreshold: uint64(c.Snapshot.EveryRecords), SnapshotInterval: c.Snapshot.Interval.Duration(),
+		TrailingLogs: uint64(cl.TrailingLogs), SnapshotRetain: c.Snapshot.Keep,
+		Logger: s.log, OnApply: s.met.Applied,
+	})
+}
+
+// ParsePeers parses cluster.peers entries ("id=host:port").
+func ParsePeers(list []string) ([]raftrep.Peer, error) {
+	peers := make([]raftrep.Peer, 0, len(list))
+	for _, p := range list {
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("cluster.peers: entry %q must be id=host:port", p)
+		}
+		peers = append(peers, raftrep.Peer{ID: id, Addr: addr})
+	}
+	return peers, nil
+}
+
+// ClusterTLS builds the mutual TLS of the node-to-node port (nil without
+// TLS): every node presents its certificate and accepts only peers whose
+// certificate the CA signed.
+func ClusterTLS(t config.ClusterTLSConfig) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls: %w", err)
+	}
+	pem, err := os.ReadFile(t.CA)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls.ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("cluster.tls.ca: %s holds no PEM certificate", t.CA)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS13,
+	}, nil
+}
+
+// leaderOnly runs the scheduler loops while this node leads, and stops them
+// the moment it loses leadership (a single node always leads). A new
+// leader first proposes a Tick: it promotes what is due at once, and its
+// entry makes the term's commit index one the state machine applies, which
+// linearizable reads wait for.
+func (s *Server) leaderOnly(ctx context.Context, rep replica.Replica, sched *scheduler.Scheduler) {
+	for {
+		leading, changed := replica.Leading(rep)
+		if leading {
+			if changed != nil {
+				s.log.Info("leading: scheduler loops start")
+				if _, err := rep.Propose(ctx, &fsm.Command{Kind: fsm.KindTick, Now: s.o.Clock().UnixNano(), Max: scheduler.Batch}); err != nil && ctx.Err() == nil {
+					s.log.Warn("first tick as leader failed", "err", err)
+				}
+			}
+			lctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { sched.Run(lctx); close(done) }()
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			cancel()
+			<-done
+		} else {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
 func (s *Server) metricsMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		rep := s.rep.Load()
+		rep := s.Replica()
 		if rep == nil {
 			http.Error(w, "recovering\n", http.StatusServiceUnavailable)
 			return
