@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
@@ -72,9 +71,9 @@ func (a *API) membership(w http.ResponseWriter, r *http.Request, rep replica.Rep
 		switch {
 		case errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrUnknownOutcome), errors.Is(err, replica.ErrClosed):
 			return systemError(0, err)
-		case strings.Contains(err.Error(), "last voter"):
+		case errors.Is(err, replica.ErrLastVoter):
 			return &httpError{status: http.StatusConflict, code: api.CodeConflict, msg: err.Error()}
-		case strings.Contains(err.Error(), "no such node"):
+		case errors.Is(err, replica.ErrNoSuchNode):
 			return &httpError{status: http.StatusNotFound, code: api.CodeNotFound, msg: err.Error()}
 		}
 		return &httpError{status: http.StatusBadRequest, code: api.CodeInvalidArgument, msg: err.Error()}

@@ -143,6 +143,10 @@ var (
 	// may or may not be applied. Retrying an enqueue with the same unique
 	// key is safe.
 	ErrUnknownOutcome = errors.New("replica: outcome unknown")
+	// ErrLastVoter: a removal would leave the cluster without a voter.
+	ErrLastVoter = errors.New("cluster: refusing to remove the last voter")
+	// ErrNoSuchNode: a removal names a node that is not a member.
+	ErrNoSuchNode = errors.New("cluster: no such node")
 )
 
 // NotLeaderError is ErrNotLeader with what the node knows of the leader.

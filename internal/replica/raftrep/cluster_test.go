@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +42,8 @@ func newCluster(t *testing.T, n int, tweak func(i int, o *Options)) *cluster {
 	for i := range n {
 		o := Options{
 			Dir: t.TempDir(), NodeID: peers[i].ID, Listener: lns[i], Bootstrap: true, Peers: peers,
-			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLease: 150 * time.Millisecond,
+			// generous for a loaded 2-core machine under -race
+			HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLease: 500 * time.Millisecond,
 			ApplyTimeout: 5 * time.Second,
 			Dial:         c.net.dialer(peers[i].ID, peers),
 		}
@@ -116,9 +118,18 @@ func waitAny(chs []<-chan struct{}, d time.Duration) {
 	}
 }
 
+// enqueue enqueues a job with unique key key, retrying (as clients do) an
+// outcome lost with a leader: the key makes the retry safe.
 func enqueue(ctx context.Context, r *Replica, key string) (uint64, error) {
-	res, err := r.Propose(ctx, &fsm.Command{Kind: fsm.KindEnqueue, Now: time.Now().UnixNano(),
-		Jobs: []fsm.JobSpec{{Queue: "default", Type: "t", Payload: "null", UniqueKey: key}}})
+	var res fsm.Result
+	var err error
+	for range 10 {
+		res, err = r.Propose(ctx, &fsm.Command{Kind: fsm.KindEnqueue, Now: time.Now().UnixNano(),
+			Jobs: []fsm.JobSpec{{Queue: "default", Type: "t", Payload: "null", UniqueKey: key}}})
+		if !errors.Is(err, replica.ErrUnknownOutcome) {
+			break
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -210,5 +221,146 @@ func TestElectionForwardingAndFailover(t *testing.T) {
 	if st.Role != "leader" || st.Cluster == nil || len(st.Cluster.Servers) != 3 {
 		t.Fatalf("status %+v", st)
 	}
-	_ = replica.ErrNotLeader
+}
+
+func ids(c *cluster) []string {
+	var out []string
+	for _, o := range c.opts {
+		out = append(out, o.NodeID)
+	}
+	return out
+}
+
+// A follower that was down while the log was truncated by snapshots gets
+// the state as an installed snapshot, and ends with the same state.
+func TestSnapshotInstalledOnLaggingFollower(t *testing.T) {
+	c := newCluster(t, 3, func(i int, o *Options) {
+		o.SnapshotThreshold = 50
+		o.TrailingLogs = 10
+		o.SnapshotInterval = 50 * time.Millisecond
+	})
+	ctx := context.Background()
+	l := c.leader(10 * time.Second)
+	lag := (l + 1) % 3
+	c.net.partition([]string{c.opts[lag].NodeID}, ids(c))
+	for i := range 300 {
+		if _, err := enqueue(ctx, c.nodes[l], fmt.Sprintf("k%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// wait until the leader took a snapshot and truncated its log past
+	// what the isolated follower has
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		first, _ := c.nodes[l].store.FirstIndex()
+		if first > c.nodes[lag].raft.LastIndex()+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader log not truncated: first %d, follower last %d", first, c.nodes[lag].raft.LastIndex())
+		}
+		if err := c.nodes[l].raft.Snapshot().Error(); err != nil && !strings.Contains(err.Error(), "nothing new") {
+			t.Fatal(err)
+		}
+	}
+	c.net.heal()
+	c.sameState(20 * time.Second)
+	var n int
+	c.nodes[lag].Read(func(m *fsm.Machine) { n = m.Len() })
+	if n != 300 {
+		t.Fatalf("lagging follower holds %d jobs, want 300", n)
+	}
+}
+
+// Membership: a fourth node joins through a follower, receives the state,
+// and is removed again; the last voter can never be removed.
+func TestMembership(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := context.Background()
+	l := c.leader(10 * time.Second)
+	for i := range 20 {
+		if _, err := enqueue(ctx, c.nodes[l], fmt.Sprintf("k%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n4, err := Open(Options{Dir: t.TempDir(), NodeID: "n4", Listener: ln,
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLease: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n4.Close()
+	f := (l + 1) % 3
+	if err := c.nodes[f].Join(ctx, "n4", ln.Addr().String()); err != nil {
+		t.Fatalf("join through a follower: %v", err)
+	}
+	if err := c.nodes[f].Join(ctx, "n4", ln.Addr().String()); err != nil {
+		t.Fatalf("joining again must be a no-op: %v", err)
+	}
+	if err := n4.ReadBarrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	n4.Read(func(m *fsm.Machine) { n = m.Len() })
+	if n != 20 {
+		t.Fatalf("joined node holds %d jobs, want 20", n)
+	}
+	if got := len(c.nodes[l].Status().Cluster.Servers); got != 4 {
+		t.Fatalf("%d servers after join", got)
+	}
+	if err := c.nodes[l].Remove(ctx, "n4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nodes[l].Remove(ctx, "nope"); !errors.Is(err, ErrNoSuchNode) {
+		t.Fatalf("remove of an unknown node: %v", err)
+	}
+	if got := len(c.nodes[l].Status().Cluster.Servers); got != 3 {
+		t.Fatalf("%d servers after remove", got)
+	}
+}
+
+func TestLastVoterIsNeverRemoved(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	c.leader(10 * time.Second)
+	if err := c.nodes[0].Remove(context.Background(), "n1"); !errors.Is(err, ErrLastVoter) {
+		t.Fatalf("remove of the last voter: %v", err)
+	}
+}
+
+// A restarted node rejoins by itself; starting it again with --bootstrap
+// is a no-op.
+func TestRestartRejoinsAndBootstrapIsNoop(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := context.Background()
+	l := c.leader(10 * time.Second)
+	if _, err := enqueue(ctx, c.nodes[l], "a"); err != nil {
+		t.Fatal(err)
+	}
+	f := (l + 1) % 3
+	addr := c.nodes[f].Addr()
+	c.nodes[f].Close()
+	c.nodes[f] = nil
+	if _, err := enqueue(ctx, c.nodes[l], "b"); err != nil {
+		t.Fatal(err)
+	}
+	o := c.opts[f]
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Listener = ln
+	r, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[f] = r
+	c.sameState(20 * time.Second)
+	var n int
+	r.Read(func(m *fsm.Machine) { n = m.Len() })
+	if n != 2 {
+		t.Fatalf("restarted node holds %d jobs, want 2", n)
+	}
 }

@@ -50,8 +50,12 @@ func (f *faultNet) dialer(from string, peers []Peer) DialFunc {
 			return nil, err
 		}
 		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.cut[l] { // cut while dialing
+			c.Close()
+			return nil, errCut
+		}
 		f.conns[l] = append(f.conns[l], c)
-		f.mu.Unlock()
 		return c, nil
 	}
 }

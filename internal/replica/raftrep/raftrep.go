@@ -393,25 +393,39 @@ func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, er
 		return fsm.Result{}, err
 	}
 	data := fsm.AppendCommand(nil, cmd)
+	var res fsm.Result
+	err := r.withLeader(ctx, func(leader bool, addr, id string) (err error) {
+		if leader {
+			res, err = r.apply(data)
+		} else {
+			res, err = r.forward(ctx, addr, id, data)
+		}
+		return err
+	})
+	return res, err
+}
+
+// withLeader runs fn as the leader or with the leader's address. While no
+// leader is known, or fn fails with ErrNotLeader (nothing was done), it
+// waits for the next leader and tries again, until ApplyTimeout or ctx.
+func (r *Replica) withLeader(ctx context.Context, fn func(leader bool, addr, id string) error) error {
 	deadline := time.Now().Add(r.o.ApplyTimeout)
 	for {
 		changed := r.leaderChanged()
-		var res fsm.Result
 		var err error
 		if r.raft.State() == raft.Leader {
-			res, err = r.apply(data)
+			err = fn(true, "", "")
 		} else if addr, id := r.raft.LeaderWithID(); addr != "" {
-			res, err = r.forward(ctx, string(addr), string(id), data)
+			err = fn(false, string(addr), string(id))
 		} else {
 			err = r.notLeader()
 		}
 		if !errors.Is(err, replica.ErrNotLeader) {
-			return res, err
+			return err
 		}
-		// Nothing was written: wait for the next leader, then try again.
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			return res, err
+			return err
 		}
 		t := time.NewTimer(min(wait, 100*time.Millisecond))
 		select {
@@ -419,10 +433,10 @@ func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, er
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return res, err
+			return err
 		case <-r.stop:
 			t.Stop()
-			return res, replica.ErrClosed
+			return replica.ErrClosed
 		}
 		t.Stop()
 	}
@@ -521,6 +535,10 @@ func (r *Replica) call(req *http.Request, out any) error {
 		return fmt.Errorf("%w: %s", replica.ErrUnknownOutcome, f.Msg)
 	case failTooLarge:
 		return fmt.Errorf("%w: %s", replica.ErrTooLarge, f.Msg)
+	case failLastVoter:
+		return ErrLastVoter
+	case failNoSuchNode:
+		return fmt.Errorf("%w: %s", ErrNoSuchNode, f.Msg)
 	case failClosed:
 		// the leader is shutting down: ask again once another leads
 		return &replica.NotLeaderError{}
@@ -535,21 +553,22 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 		return replica.ErrClosed
 	}
 	var idx uint64
-	var err error
-	if r.raft.State() == raft.Leader {
-		idx, err = r.readIndex()
-	} else if addr, _ := r.raft.LeaderWithID(); addr != "" {
-		req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+string(addr)+"/raft/v1/readindex", nil)
-		if rerr != nil {
-			return rerr
+	err := r.withLeader(ctx, func(leader bool, addr, _ string) (err error) {
+		if leader {
+			idx, err = r.readIndex()
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/raft/v1/readindex", nil)
+		if err != nil {
+			return err
 		}
 		var out struct {
 			Index uint64 `json:"index"`
 		}
-		err, idx = r.call(req, &out), out.Index
-	} else {
-		err = r.notLeader()
-	}
+		err = r.call(req, &out)
+		idx = out.Index
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -630,20 +649,18 @@ func (r *Replica) Remove(ctx context.Context, id string) error {
 }
 
 func (r *Replica) membership(ctx context.Context, op, id, addr string) error {
-	if r.raft.State() == raft.Leader {
-		return r.changeMembership(op, id, addr)
-	}
-	leader, _ := r.raft.LeaderWithID()
-	if leader == "" {
-		return r.notLeader()
-	}
-	body, _ := json.Marshal(map[string]string{"id": id, "addr": addr})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+string(leader)+"/raft/v1/"+op, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	var out struct{}
-	return r.call(req, &out)
+	return r.withLeader(ctx, func(leader bool, leaderAddr, _ string) error {
+		if leader {
+			return r.changeMembership(op, id, addr)
+		}
+		body, _ := json.Marshal(map[string]string{"id": id, "addr": addr})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+leaderAddr+"/raft/v1/"+op, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		var out struct{}
+		return r.call(req, &out)
+	})
 }
 
 func (r *Replica) changeMembership(op, id, addr string) error {

@@ -116,6 +116,10 @@ func failureCode(err error) string {
 		return failUnknown
 	case errors.Is(err, replica.ErrTooLarge):
 		return failTooLarge
+	case errors.Is(err, ErrLastVoter):
+		return failLastVoter
+	case errors.Is(err, ErrNoSuchNode):
+		return failNoSuchNode
 	}
 	return failOther
 }
@@ -127,7 +131,7 @@ func (r *Replica) fail(w http.ResponseWriter, code string, err error) {
 		f.LeaderID, f.LeaderAddr = nl.LeaderID, nl.LeaderAddr
 	}
 	status := http.StatusServiceUnavailable
-	if code == failOther || code == failTooLarge {
+	if code == failOther || code == failTooLarge || code == failLastVoter || code == failNoSuchNode {
 		status = http.StatusBadRequest
 	}
 	writeJSON(w, status, f)

@@ -104,9 +104,11 @@ type wireFailure struct {
 
 // Failure codes.
 const (
-	failNotLeader = "not_leader"      // nothing was written: ask the leader
-	failUnknown   = "unknown_outcome" // may or may not have committed
-	failTooLarge  = "too_large"
-	failClosed    = "closed"
-	failOther     = "other"
+	failNotLeader  = "not_leader"      // nothing was written: ask the leader
+	failUnknown    = "unknown_outcome" // may or may not have committed
+	failTooLarge   = "too_large"
+	failClosed     = "closed"
+	failOther      = "other"
+	failLastVoter  = "last_voter"
+	failNoSuchNode = "no_such_node"
 )
