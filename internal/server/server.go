@@ -432,7 +432,7 @@ func (s *Server) openCluster() (replica.Replica, error) {
 		LeaderLease: cl.LeaderLease.Duration(), ApplyTimeout: cl.ApplyTimeout.Duration(),
 		SnapshotThreshold: uint64(c.Snapshot.EveryRecords), SnapshotInterval: c.Snapshot.Interval.Duration(),
 		TrailingLogs: uint64(cl.TrailingLogs), SnapshotRetain: c.Snapshot.Keep,
-		Logger: s.log, OnApply: s.met.Applied,
+		Logger: s.log, Clock: s.o.Clock, OnApply: s.met.Applied,
 	})
 }
 
@@ -478,19 +478,13 @@ func ClusterTLS(t config.ClusterTLSConfig) (*tls.Config, error) {
 }
 
 // leaderOnly runs the scheduler loops while this node leads, and stops them
-// the moment it loses leadership (a single node always leads). A new
-// leader first proposes a Tick: it promotes what is due at once, and its
-// entry makes the term's commit index one the state machine applies, which
-// linearizable reads wait for.
+// the moment it loses leadership (a single node always leads).
 func (s *Server) leaderOnly(ctx context.Context, rep replica.Replica, sched *scheduler.Scheduler) {
 	for {
 		leading, changed := replica.Leading(rep)
 		if leading {
 			if changed != nil {
 				s.log.Info("leading: scheduler loops start")
-				if _, err := rep.Propose(ctx, &fsm.Command{Kind: fsm.KindTick, Now: s.o.Clock().UnixNano(), Max: scheduler.Batch}); err != nil && ctx.Err() == nil {
-					s.log.Warn("first tick as leader failed", "err", err)
-				}
 			}
 			lctx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})

@@ -124,6 +124,9 @@ func enqueue(ctx context.Context, r *Replica, key string) (uint64, error) {
 	var res fsm.Result
 	var err error
 	for range 10 {
+		if ctx.Err() != nil {
+			break
+		}
 		res, err = r.Propose(ctx, &fsm.Command{Kind: fsm.KindEnqueue, Now: time.Now().UnixNano(),
 			Jobs: []fsm.JobSpec{{Queue: "default", Type: "t", Payload: "null", UniqueKey: key}}})
 		if !errors.Is(err, replica.ErrUnknownOutcome) {

@@ -95,6 +95,7 @@ type Options struct {
 	SnapshotRetain    int
 
 	Logger  *slog.Logger
+	Clock   func() time.Time // stamps the commands the replica proposes itself; default time.Now
 	OnApply host.OnApply
 	// Dial replaces the dialer of the node-to-node port (tests inject
 	// partitions with it).
@@ -128,6 +129,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 }
 
@@ -351,7 +355,23 @@ func (r *Replica) watchLeadership(notify <-chan bool) {
 			}
 			r.lmu.Unlock()
 			r.log.Info("raft leadership", "leading", lead, "term", r.raft.CurrentTerm())
+			if lead {
+				r.bg.Add(1)
+				go func() { defer r.bg.Done(); r.firstCommand() }()
+			}
 		}
+	}
+}
+
+// firstCommand proposes a Tick as the first command of a new leader's
+// term. Raft starts every term with a no-op entry that the state machine
+// never sees; the Tick follows it, so that the commit index is again one
+// the state machine applies, which linearizable reads wait for (and it
+// promotes what is due at once).
+func (r *Replica) firstCommand() {
+	data := fsm.AppendCommand(nil, &fsm.Command{Kind: fsm.KindTick, Now: r.o.Clock().UnixNano(), Max: 1})
+	if _, err := r.apply(data); err != nil && !r.closed.Load() {
+		r.log.Warn("first command of the term failed", "err", err)
 	}
 }
 
@@ -582,8 +602,8 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 
 // readIndex is the leader's half of a linearizable read: its commit index,
 // once a quorum confirmed that it still leads. Every term's first command
-// (the Tick a new leader proposes) makes the commit index one that the
-// state machine sees, so waiting for it to be applied ends.
+// (firstCommand) makes the commit index one that the state machine sees,
+// so waiting for it to be applied ends.
 func (r *Replica) readIndex() (uint64, error) {
 	idx := r.raft.CommitIndex()
 	if err := r.raft.VerifyLeader().Error(); err != nil {
