@@ -158,6 +158,7 @@ type Replica struct {
 	lmu        sync.Mutex
 	leading    bool
 	leadCh     chan struct{} // closed at the next change of this node's leadership
+	readyCh    chan struct{} // closed once this term's first command is applied (leader)
 	leaderCh   chan struct{} // closed at the next change of the known leader
 	leaderChgs atomic.Uint64
 }
@@ -266,7 +267,10 @@ func (r *Replica) open() error {
 	cfg.SnapshotThreshold = o.SnapshotThreshold
 	cfg.SnapshotInterval = o.SnapshotInterval
 	cfg.TrailingLogs = o.TrailingLogs
-	cfg.BatchApplyCh = true
+	// No buffered apply channel: raft does not answer the futures left in
+	// that buffer at shutdown, so a Propose would wait forever. Concurrent
+	// proposals are still batched by the leader loop.
+	cfg.BatchApplyCh = false
 	cfg.MaxAppendEntries = 256
 	cfg.Logger = hl
 	notify := make(chan bool, 8)
@@ -356,8 +360,12 @@ func (r *Replica) watchLeadership(notify <-chan bool) {
 			r.lmu.Unlock()
 			r.log.Info("raft leadership", "leading", lead, "term", r.raft.CurrentTerm())
 			if lead {
+				ready := make(chan struct{})
+				r.lmu.Lock()
+				r.readyCh = ready
+				r.lmu.Unlock()
 				r.bg.Add(1)
-				go func() { defer r.bg.Done(); r.firstCommand() }()
+				go func() { defer r.bg.Done(); r.firstCommand(ready) }()
 			}
 		}
 	}
@@ -368,11 +376,18 @@ func (r *Replica) watchLeadership(notify <-chan bool) {
 // never sees; the Tick follows it, so that the commit index is again one
 // the state machine applies, which linearizable reads wait for (and it
 // promotes what is due at once).
-func (r *Replica) firstCommand() {
+//
+// Until it is applied the leader's commit index may lag behind what earlier
+// leaders committed, so readIndex waits for ready.
+func (r *Replica) firstCommand(ready chan struct{}) {
 	data := fsm.AppendCommand(nil, &fsm.Command{Kind: fsm.KindTick, Now: r.o.Clock().UnixNano(), Max: 1})
-	if _, err := r.apply(data); err != nil && !r.closed.Load() {
-		r.log.Warn("first command of the term failed", "err", err)
+	if _, err := r.apply(data); err != nil {
+		if !r.closed.Load() {
+			r.log.Warn("first command of the term failed", "err", err)
+		}
+		return
 	}
+	close(ready)
 }
 
 // watchLeader follows leader observations (any node's leadership).
@@ -605,6 +620,21 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 // (firstCommand) makes the commit index one that the state machine sees,
 // so waiting for it to be applied ends.
 func (r *Replica) readIndex() (uint64, error) {
+	r.lmu.Lock()
+	ready := r.readyCh
+	r.lmu.Unlock()
+	if ready == nil {
+		return 0, r.notLeader()
+	}
+	t := time.NewTimer(r.o.ApplyTimeout)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-t.C:
+		return 0, r.notLeader()
+	case <-r.stop:
+		return 0, replica.ErrClosed
+	}
 	idx := r.raft.CommitIndex()
 	if err := r.raft.VerifyLeader().Error(); err != nil {
 		return 0, r.notLeader()
