@@ -86,7 +86,7 @@ func TestArgs(t *testing.T) {
 		want string
 	}{
 		{[]string{"--systems", "redis"}, `unknown system "redis"`},
-		{[]string{"--scenarios", "recovery"}, `unknown scenario "recovery"`},
+		{[]string{"--systems", "beaver-raft", "--scenarios", "recovery"}, `unknown scenario "recovery"`},
 		{[]string{"--rounds", "0"}, "at least 1"},
 		{[]string{"--beanstalkd", "/nonexistent/beanstalkd"}, "apt-get install -y beanstalkd"},
 		{[]string{"extra"}, "unexpected arguments"},
