@@ -39,3 +39,12 @@ bench-peers: bench-peers-check
 # module); beanstalkd's are skipped when it is not installed.
 test-peers:
 	cd bench/peers && $(GO) vet ./... && $(GO) test -race ./...
+
+# Single node against 3-node clusters (clients on the leader, and on a
+# follower that forwards the writes) against JetStream with a 3-replica
+# stream, alternating, median of the rounds (docs/performance.md, Cluster).
+CLUSTER_FLAGS ?= --jobs 20000 --rounds 3
+.PHONY: bench-cluster
+bench-cluster:
+	cd bench/peers && $(GO) run . --systems beaver-raft,beaver-raft-3,beaver-raft-3-follower,jetstream-3 \
+		--durable-only --scenarios enqueue,enqueue-batch,remote $(CLUSTER_FLAGS)

@@ -2,40 +2,54 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/beaver-raft/beaver-raft/internal/bench"
 )
 
 // beaverRaft runs the workloads of `beaver-raft bench` (package
 // internal/bench) against an in-process server with sync always.
-func beaverRaft() system {
-	return system{
-		Name: "beaver-raft", Setting: "sync always (fdatasync, group commit)", Durable: true,
-		run: func(ctx context.Context, sc scenario, p params) (float64, error) {
-			o := bench.Options{
-				Scenario:    bench.Scenario(sc),
-				Jobs:        p.Jobs,
-				Batch:       p.Batch,
-				LeaseMax:    p.LeaseMax,
-				PayloadSize: p.PayloadSize,
-				Sync:        bench.SyncDefault,
-				Workers:     p.Workers,
-				RemoteMode:  bench.RemoteLean,
-				DataDir:     p.Dir,
-			}
-			switch sc {
-			case enqueue:
-				o.Clients = p.Clients
-			case enqueueBatch, e2e:
-				o.Clients = p.BatchClients
-			case remote:
-				o.Clients = p.Consumers
-			}
-			res, err := bench.Run(ctx, o)
-			if err != nil {
-				return 0, err
-			}
-			return res.JobsPerSec, nil
-		},
+func beaverRaft() system { return beaverRaftCluster(0, "") }
+
+// beaverRaftCluster is beaverRaft against an in-process cluster of n nodes
+// (cluster mode, raft's log fsynced on every append), the clients on the
+// leader or on a follower that forwards the writes; n 0 is the single node.
+func beaverRaftCluster(n int, target bench.ClusterTarget) system {
+	s := system{Name: "beaver-raft", Setting: "sync always (fdatasync, group commit)", Durable: true}
+	if n > 0 {
+		s.Name = fmt.Sprintf("beaver-raft-%d", n)
+		s.Setting = fmt.Sprintf("%d-node raft, clients on the %s", n, target)
+		if target == bench.TargetFollower {
+			s.Name += "-follower"
+		}
 	}
+	s.run = func(ctx context.Context, sc scenario, p params) (float64, error) {
+		o := bench.Options{
+			Scenario:      bench.Scenario(sc),
+			Jobs:          p.Jobs,
+			Batch:         p.Batch,
+			LeaseMax:      p.LeaseMax,
+			PayloadSize:   p.PayloadSize,
+			Sync:          bench.SyncDefault,
+			Workers:       p.Workers,
+			RemoteMode:    bench.RemoteLean,
+			DataDir:       p.Dir,
+			Cluster:       n,
+			ClusterTarget: target,
+		}
+		switch sc {
+		case enqueue:
+			o.Clients = p.Clients
+		case enqueueBatch, e2e:
+			o.Clients = p.BatchClients
+		case remote:
+			o.Clients = p.Consumers
+		}
+		res, err := bench.Run(ctx, o)
+		if err != nil {
+			return 0, err
+		}
+		return res.JobsPerSec, nil
+	}
+	return s
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -30,15 +33,24 @@ const (
 // one durable pull consumer with explicit acks. syncAlways is the server's
 // SyncAlways option (jetstream { sync_interval: always }): every write of a
 // stream store is fsynced; otherwise the default sync_interval (2 minutes).
-func jetStream(syncAlways bool) system {
+func jetStream(syncAlways bool) system { return jetStreamCluster(1, syncAlways) }
+
+// jetStreamCluster is jetStream on n embedded servers in this process,
+// clustered over loopback routes, with a stream (and consumer) of n
+// replicas; the clients connect to the stream's leader.
+func jetStreamCluster(n int, syncAlways bool) system {
 	s := system{Name: "jetstream", Durable: syncAlways}
 	if syncAlways {
 		s.Setting = "sync_interval always (fsync every write)"
 	} else {
 		s.Setting = "sync_interval 2m (default)"
 	}
+	if n > 1 {
+		s.Name = fmt.Sprintf("jetstream-%d", n)
+		s.Setting = fmt.Sprintf("%d servers, stream R%d, %s", n, n, s.Setting)
+	}
 	s.run = func(ctx context.Context, sc scenario, p params) (float64, error) {
-		srv, err := startJetStream(ctx, p.Dir, syncAlways)
+		srv, err := startJetStream(ctx, p.Dir, n, syncAlways)
 		if err != nil {
 			return 0, err
 		}
@@ -49,47 +61,84 @@ func jetStream(syncAlways bool) system {
 }
 
 type jsServer struct {
-	srv *natsserver.Server
-	url string
-	dir string
+	srvs []*natsserver.Server
+	url  string
+	dir  string
 }
 
-func startJetStream(ctx context.Context, parent string, syncAlways bool) (*jsServer, error) {
+// jsReadyTimeout bounds the wait for a cluster's JetStream to accept the
+// stream.
+const jsReadyTimeout = 30 * time.Second
+
+func startJetStream(ctx context.Context, parent string, n int, syncAlways bool) (*jsServer, error) {
 	dir, err := os.MkdirTemp(parent, "jetstream-")
 	if err != nil {
 		return nil, err
 	}
-	srv, err := natsserver.NewServer(&natsserver.Options{
-		ServerName: "bench",
-		Host:       "127.0.0.1",
-		Port:       natsserver.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   dir,
-		SyncAlways: syncAlways,
-		NoLog:      true,
-		NoSigs:     true,
-	})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("nats-server: %w", err)
+	s := &jsServer{dir: dir}
+	var routes []*url.URL
+	var clusterPorts []int
+	if n > 1 {
+		for range n {
+			port, err := freePort()
+			if err != nil {
+				s.stop()
+				return nil, err
+			}
+			clusterPorts = append(clusterPorts, port)
+			routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", port)})
+		}
 	}
-	s := &jsServer{srv: srv, dir: dir}
-	srv.Start() // does not block
-	if !srv.ReadyForConnections(10 * time.Second) {
-		s.stop()
-		return nil, errors.New("nats-server: not ready within 10s")
+	for i := range n {
+		o := &natsserver.Options{
+			ServerName: fmt.Sprintf("bench-%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       natsserver.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   filepath.Join(dir, strconv.Itoa(i+1)),
+			SyncAlways: syncAlways,
+			NoLog:      true,
+			NoSigs:     true,
+		}
+		if n > 1 {
+			o.Cluster = natsserver.ClusterOpts{Name: "bench", Host: "127.0.0.1", Port: clusterPorts[i]}
+			o.Routes = routes
+		}
+		srv, err := natsserver.NewServer(o)
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("nats-server: %w", err)
+		}
+		s.srvs = append(s.srvs, srv)
+		srv.Start() // does not block
 	}
-	s.url = srv.ClientURL()
+	for _, srv := range s.srvs {
+		if !srv.ReadyForConnections(10 * time.Second) {
+			s.stop()
+			return nil, errors.New("nats-server: not ready within 10s")
+		}
+	}
+	s.url = s.srvs[0].ClientURL()
 	nc, js, err := s.connect()
 	if err != nil {
 		s.stop()
 		return nil, err
 	}
 	defer nc.Close()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: jsStream, Subjects: []string{jsSubject},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: 1,
-	}); err != nil {
+	// a cluster accepts the stream once its meta group has a leader
+	deadline := time.Now().Add(jsReadyTimeout)
+	var st jetstream.Stream
+	for {
+		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: jsStream, Subjects: []string{jsSubject},
+			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: n,
+		})
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		s.stop()
 		return nil, fmt.Errorf("jetstream: create stream: %w", err)
 	}
@@ -99,12 +148,35 @@ func startJetStream(ctx context.Context, parent string, syncAlways bool) (*jsSer
 		s.stop()
 		return nil, fmt.Errorf("jetstream: create consumer: %w", err)
 	}
+	if n > 1 {
+		// the clients talk to the stream's leader, once it has one
+		for {
+			info, err := st.Info(ctx)
+			if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+				for _, srv := range s.srvs {
+					if srv.Name() == info.Cluster.Leader {
+						s.url = srv.ClientURL()
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				s.stop()
+				return nil, fmt.Errorf("jetstream: the stream has no leader within %s (%v)", jsReadyTimeout, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	return s, nil
 }
 
 func (s *jsServer) stop() {
-	s.srv.Shutdown()
-	s.srv.WaitForShutdown()
+	for _, srv := range s.srvs {
+		srv.Shutdown()
+	}
+	for _, srv := range s.srvs {
+		srv.WaitForShutdown()
+	}
 	os.RemoveAll(s.dir)
 }
 

@@ -65,7 +65,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Jobs, "jobs", 50_000, "jobs per round")
 	fs.BoolVar(&c.Quick, "quick", false, "5,000 jobs per round")
 	fs.BoolVar(&c.JSON, "json", false, "print the results as JSON")
-	fs.StringVar(&c.Systems, "systems", "beaver-raft,beanstalkd,jetstream", "systems to run, comma-separated")
+	fs.StringVar(&c.Systems, "systems", "beaver-raft,beanstalkd,jetstream", "systems to run, comma-separated: beaver-raft, beaver-raft-3 (3 nodes in this process, clients on the leader), beaver-raft-3-follower, beanstalkd, jetstream, jetstream-3 (3 servers, stream R3)")
 	fs.StringVar(&c.Scenarios, "scenarios", "enqueue,enqueue-batch,e2e,remote", "scenarios to run, comma-separated")
 	fs.BoolVar(&c.DurableOnly, "durable-only", false, "leave out the peers' non-durable default settings")
 	fs.IntVar(&c.Clients, "clients", 64, "enqueue: concurrent single-job producers")
@@ -110,13 +110,22 @@ func (c config) systems() ([]system, error) {
 			if !c.DurableOnly {
 				out = append(out, beanstalkd(bin, 50))
 			}
+		case "beaver-raft-3":
+			out = append(out, beaverRaftCluster(3, bench.TargetLeader))
+		case "beaver-raft-3-follower":
+			out = append(out, beaverRaftCluster(3, bench.TargetFollower))
+		case "jetstream-3":
+			out = append(out, jetStreamCluster(3, true))
+			if !c.DurableOnly {
+				out = append(out, jetStreamCluster(3, false))
+			}
 		case "jetstream":
 			out = append(out, jetStream(true))
 			if !c.DurableOnly {
 				out = append(out, jetStream(false))
 			}
 		default:
-			return nil, fmt.Errorf("unknown system %q (beaver-raft, beanstalkd, jetstream)", name)
+			return nil, fmt.Errorf("unknown system %q (beaver-raft, beaver-raft-3, beaver-raft-3-follower, beanstalkd, jetstream, jetstream-3)", name)
 		}
 	}
 	return out, nil
@@ -145,6 +154,9 @@ type row struct {
 	// Ratio is Beaver-Raft's median divided by this row's (0 when
 	// Beaver-Raft did not run).
 	Ratio float64 `json:"beaver_raft_ratio,omitempty"`
+	// Ratio3 is beaver-raft-3's median divided by this row's (0 when
+	// beaver-raft-3 did not run).
+	Ratio3 float64 `json:"beaver_raft_3_ratio,omitempty"`
 }
 
 // report is the JSON output.
@@ -184,16 +196,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				rows[i].Rounds = append(rows[i].Rounds, jps)
 			}
 		}
-		var beaver float64
+		var beaver, beaver3 float64
 		for i := range rows {
 			rows[i].Median = median(rows[i].Rounds)
-			if rows[i].System == "beaver-raft" {
+			switch rows[i].System {
+			case "beaver-raft":
 				beaver = rows[i].Median
+			case "beaver-raft-3":
+				beaver3 = rows[i].Median
 			}
 		}
 		for i := range rows {
 			if beaver > 0 && rows[i].Median > 0 {
 				rows[i].Ratio = beaver / rows[i].Median
+			}
+			if beaver3 > 0 && rows[i].Median > 0 {
+				rows[i].Ratio3 = beaver3 / rows[i].Median
 			}
 		}
 		if !c.JSON {
@@ -229,7 +247,12 @@ func describe(sc scenario, c config) string {
 func writeTable(w io.Writer, sc scenario, c config, rows []row) {
 	fmt.Fprintf(w, "\n%s: %s; %d-byte payloads, %s jobs per round, %d rounds\n", sc, describe(sc, c), c.PayloadSize, thousands(float64(c.Jobs)), c.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "system\tsetting\t%16s\trounds\t%16s\n", "jobs/s (median)", "Beaver-Raft ÷ it")
+	three := slices.ContainsFunc(rows, func(r row) bool { return r.System == "beaver-raft-3" })
+	fmt.Fprintf(tw, "system\tsetting\t%16s\trounds\t%16s", "jobs/s (median)", "Beaver-Raft ÷ it")
+	if three {
+		fmt.Fprintf(tw, "\t%18s", "Beaver-Raft-3 ÷ it")
+	}
+	fmt.Fprintln(tw)
 	for _, r := range rows {
 		rounds := make([]string, len(r.Rounds))
 		for i, v := range r.Rounds {
@@ -239,7 +262,15 @@ func writeTable(w io.Writer, sc scenario, c config, rows []row) {
 		if r.System != "beaver-raft" && r.Ratio > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%16s\t%s\t%16s\n", r.System, r.Setting, thousands(r.Median), strings.Join(rounds, " "), ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%16s\t%s\t%16s", r.System, r.Setting, thousands(r.Median), strings.Join(rounds, " "), ratio)
+		if three {
+			ratio3 := "—"
+			if r.System != "beaver-raft-3" && r.Ratio3 > 0 {
+				ratio3 = fmt.Sprintf("%.2f×", r.Ratio3)
+			}
+			fmt.Fprintf(tw, "\t%18s", ratio3)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 }

@@ -19,7 +19,8 @@ func tinyParams(t *testing.T) params {
 }
 
 func TestSystems(t *testing.T) {
-	systems := []system{beaverRaft(), jetStream(true), jetStream(false)}
+	systems := []system{beaverRaft(), beaverRaftCluster(3, bench.TargetLeader), beaverRaftCluster(3, bench.TargetFollower),
+		jetStream(true), jetStream(false), jetStreamCluster(3, true)}
 	if bin, err := exec.LookPath("beanstalkd"); err == nil {
 		systems = append(systems, beanstalkd(bin, 0), beanstalkd(bin, 50))
 	} else {
@@ -85,7 +86,7 @@ func TestArgs(t *testing.T) {
 		want string
 	}{
 		{[]string{"--systems", "redis"}, `unknown system "redis"`},
-		{[]string{"--scenarios", "recovery"}, `unknown scenario "recovery"`},
+		{[]string{"--systems", "beaver-raft", "--scenarios", "recovery"}, `unknown scenario "recovery"`},
 		{[]string{"--rounds", "0"}, "at least 1"},
 		{[]string{"--beanstalkd", "/nonexistent/beanstalkd"}, "apt-get install -y beanstalkd"},
 		{[]string{"extra"}, "unexpected arguments"},

@@ -143,6 +143,12 @@ type Options struct {
 	// ChildArgs are added to the recovery child's `run` flags, e.g.
 	// "--snapshot-every-records=500" to recover from a snapshot.
 	ChildArgs []string
+	// Cluster, if at least 1, starts that many servers in cluster mode in
+	// this process instead of one single-node server (raft's log is synced
+	// on every append whatever Sync says), and ClusterTarget says which node
+	// the clients talk to (default the leader).
+	Cluster       int
+	ClusterTarget ClusterTarget
 	// Logger receives the in-process server's log (default: discarded).
 	Logger *slog.Logger
 
@@ -207,6 +213,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Cluster > 0 && o.ClusterTarget == "" {
+		o.ClusterTarget = TargetLeader
+	}
 	var errs []error
 	for _, f := range []struct {
 		name string
@@ -224,6 +233,21 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RemoteMode != RemoteLean && o.RemoteMode != RemoteWorker {
 		errs = append(errs, fmt.Errorf("bench: remote mode %q is not lean or worker", o.RemoteMode))
+	}
+	if o.Cluster < 0 {
+		errs = append(errs, fmt.Errorf("bench: cluster must not be negative"))
+	}
+	if o.Cluster > 0 && (o.Server != "" || o.Scenario == Recovery) {
+		errs = append(errs, errors.New("bench: --cluster starts its own in-process cluster: leave out --server, and recovery"))
+	}
+	switch o.ClusterTarget {
+	case "", TargetLeader:
+	case TargetFollower:
+		if o.Cluster < 2 {
+			errs = append(errs, errors.New("bench: --cluster-target follower needs --cluster 2 or more"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("bench: cluster target %q is not leader or follower", o.ClusterTarget))
 	}
 	if o.Scenario == Recovery && o.Server != "" {
 		errs = append(errs, errors.New("bench: the recovery scenario kills and restarts its own server process: leave out --server"))
@@ -253,6 +277,8 @@ type Result struct {
 	// Sync and Workers are the settings of a server this run started.
 	Sync    string `json:"sync,omitempty"`
 	Workers int    `json:"workers,omitempty"`
+	// Cluster is the node count of an in-process cluster this run started.
+	Cluster int `json:"cluster,omitempty"`
 	// DataDir is the kept data directory (with Keep).
 	DataDir     string     `json:"data_dir,omitempty"`
 	Queue       string     `json:"queue"`
@@ -348,9 +374,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return r.res, nil
 	}
 	var t *target
-	if o.Server != "" {
+	switch {
+	case o.Server != "":
 		t, err = dialTarget(ctx, o)
-	} else {
+	case o.Cluster > 0:
+		t, err = startCluster(ctx, o)
+		r.res.Sync, r.res.Workers, r.res.Cluster = "raft (fsync every append)", o.Workers, o.Cluster
+	default:
 		t, err = startInProcess(ctx, o)
 		r.res.Sync, r.res.Workers = o.Sync, o.Workers
 	}

@@ -26,6 +26,9 @@ func WriteText(w io.Writer, res *Result) error {
 	if res.Target == "in-process" || res.Target == "child process" {
 		target = fmt.Sprintf("%s server (sync %s, %d workers)", res.Target, res.Sync, res.Workers)
 	}
+	if res.Cluster > 0 {
+		target = fmt.Sprintf("%s (%s, %d workers each)", res.Target, res.Sync, res.Workers)
+	}
 	if res.DataDir != "" {
 		target += ", data kept in " + res.DataDir
 	}

@@ -161,6 +161,11 @@ func (r *run) remote(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.t.settle != nil {
+		if err := r.t.settle(ctx); err != nil {
+			return fmt.Errorf("bench: waiting for the target to apply the fill: %w", err)
+		}
+	}
 	fill := time.Since(start)
 	r.res.Fill = &Phase{Jobs: n, Elapsed: fill, JobsPerSec: float64(n) / fill.Seconds()}
 

@@ -14,6 +14,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/client"
 	"github.com/beaver-raft/beaver-raft/internal/config"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
 	"github.com/beaver-raft/beaver-raft/internal/server"
 )
 
@@ -35,6 +36,9 @@ type target struct {
 	// completed jobs; nil: poll.
 	changed func() <-chan struct{}
 	close   func() error
+	// settle, if set, waits until the node the clients talk to has applied
+	// every write answered so far (a follower of a cluster).
+	settle func(ctx context.Context) error
 }
 
 // statusCounts reads a queue's counts from GET /v1/status.
@@ -147,23 +151,7 @@ func startInProcess(ctx context.Context, o Options) (*target, error) {
 			if rep == nil {
 				return api.StateCounts{}, errors.New("the server is not running")
 			}
-			var qc fsm.QueueCounts
-			rep.Read(func(m *fsm.Machine) {
-				_, queues := m.Counts()
-				for _, c := range queues {
-					if c.Queue == q {
-						qc = c
-					}
-				}
-			})
-			return api.StateCounts{
-				Pending:   qc.Count(fsm.StatePending),
-				Scheduled: qc.Count(fsm.StateScheduled),
-				InFlight:  qc.Count(fsm.StateInFlight),
-				Completed: qc.Count(fsm.StateCompleted),
-				Failed:    qc.Count(fsm.StateFailed),
-				Canceled:  qc.Count(fsm.StateCanceled),
-			}, nil
+			return replicaCounts(rep, q), nil
 		},
 		changed: func() <-chan struct{} {
 			if rep := s.Replica(); rep != nil {
@@ -180,6 +168,27 @@ func startInProcess(ctx context.Context, o Options) (*target, error) {
 			return err
 		},
 	}, nil
+}
+
+// replicaCounts reads queue q's jobs by state from rep.
+func replicaCounts(rep replica.Replica, q string) api.StateCounts {
+	var qc fsm.QueueCounts
+	rep.Read(func(m *fsm.Machine) {
+		_, queues := m.Counts()
+		for _, c := range queues {
+			if c.Queue == q {
+				qc = c
+			}
+		}
+	})
+	return api.StateCounts{
+		Pending:   qc.Count(fsm.StatePending),
+		Scheduled: qc.Count(fsm.StateScheduled),
+		InFlight:  qc.Count(fsm.StateInFlight),
+		Completed: qc.Count(fsm.StateCompleted),
+		Failed:    qc.Count(fsm.StateFailed),
+		Canceled:  qc.Count(fsm.StateCanceled),
+	}
 }
 
 // pollEvery is how often waitCompleted reads the counts of a server it

@@ -17,6 +17,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		o          bench.Options
 		scenario   string
 		remoteMode string
+		target     string
 		asJSON     bool
 		cpuProfile string
 	)
@@ -27,7 +28,10 @@ func newBenchCmd(e *env) *cobra.Command {
 
 By default bench starts its own server in this process on a temporary data
 directory (removed afterwards unless --keep), with sync always; --server
-measures a running server instead (CPU and memory from its /metrics).
+measures a running server instead (CPU and memory from its /metrics);
+--cluster N starts N cluster-mode nodes in this process on loopback and
+measures the leader (or, with --cluster-target follower, a follower that
+forwards the writes).
 
 Scenarios:
   enqueue        single-job POST /v1/jobs from --clients concurrent clients
@@ -49,7 +53,9 @@ jobs it leaves pending stay on a running server.
   beaver-raft bench remote -c 4 -m 100
   beaver-raft bench recovery -n 1000000
   beaver-raft bench recovery -n 1000000 --server-arg=--snapshot-every-records=500
-  beaver-raft bench enqueue --server http://127.0.0.1:7070 --json`,
+  beaver-raft bench enqueue --server http://127.0.0.1:7070 --json
+  beaver-raft bench enqueue --cluster 3                      # 3 raft nodes in this process
+  beaver-raft bench enqueue --cluster 3 --cluster-target follower`,
 		Args:      cobra.MaximumNArgs(1),
 		ValidArgs: []string{"enqueue", "enqueue-batch", "e2e", "remote", "recovery"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,6 +70,7 @@ jobs it leaves pending stay on a running server.
 			}
 			o.Scenario = bench.Scenario(scenario)
 			o.RemoteMode = bench.RemoteMode(remoteMode)
+			o.ClusterTarget = bench.ClusterTarget(target)
 			o.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			if f, ok := e.stderr.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
 				o.Progress = f
@@ -94,6 +101,8 @@ jobs it leaves pending stay on a running server.
 	f.StringVar(&o.Metrics, "metrics", "", "metrics URL of --server, for its CPU time and memory (default: its host, port 9090, /metrics)")
 	f.StringVar(&o.Sync, "sync", bench.SyncDefault, "sync mode of the server bench starts: always, interval or never")
 	f.IntVar(&o.Workers, "workers", bench.WorkersDefault, "workers of the server bench starts (e2e runs noop jobs on them)")
+	f.IntVar(&o.Cluster, "cluster", 0, "start this many nodes in cluster mode in this process (loopback, temporary directories) instead of one single-node server")
+	f.StringVar(&target, "cluster-target", "", "with --cluster: the node the clients talk to, leader or follower (writes forwarded to the leader); default leader")
 	f.StringVar(&o.DataDir, "data-dir", "", "where to make the temporary data directory (default: the system's temporary directory)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the data directory")
 	f.IntVarP(&o.Jobs, "jobs", "n", bench.JobsDefault, "number of jobs")

@@ -282,7 +282,13 @@ func (r *Replica) open() error {
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
 	}
-	r.raft, err = raft.NewRaft(cfg, f, r.store, r.store, r.snaps, r.trans)
+	// The leader reads every entry it sends back from the log store, once
+	// per follower: keep the newest in memory instead of in bolt.
+	logs, err := raft.NewLogCache(logCache, r.store)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	r.raft, err = raft.NewRaft(cfg, f, logs, r.store, r.snaps, r.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -500,6 +506,11 @@ func (r *Replica) apply(data []byte) (fsm.Result, error) {
 	}
 	return a.res, nil
 }
+
+// logCache is the number of the newest raft entries kept in memory for
+// replication (the leader reads each entry it sends to a follower), as
+// many as one AppendEntries carries (MaxAppendEntries).
+const logCache = 256
 
 // maxEntry bounds one raft entry (the API's max_request is 64 MiB; raft
 // sends entries whole).
