@@ -35,6 +35,10 @@ type Metrics struct {
 	SnapshotFailed prometheus.Counter
 	HTTPRequests   *prometheus.CounterVec
 	HTTPDuration   *prometheus.HistogramVec
+	// Cluster mode: the time from raft.Apply to the command applied on the
+	// leader, and proposals a follower forwarded to the leader.
+	RaftApply     prometheus.Histogram
+	RaftForwarded *prometheus.CounterVec
 
 	series sync.Map // jobKey -> *jobSeries
 }
@@ -129,11 +133,30 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "beaver_http_request_duration_seconds", Help: "HTTP API request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12),
 		}, []string{"route"}),
+		RaftApply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "beaver_raft_apply_duration_seconds", Help: "Cluster mode: time from proposing a command to raft on the leader to its being committed and applied.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}),
+		RaftForwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "beaver_raft_forwarded_total", Help: "Cluster mode: calls this follower forwarded to the leader, by kind (propose, readindex, membership) and outcome (ok, error).",
+		}, []string{"kind", "outcome"}),
 	}
 	reg.MustRegister(m.Enqueued, m.Completed, m.AttemptsFailed, m.Retried, m.Dead, m.Canceled,
 		m.LeasesExpired, m.Purged, m.RunDuration, m.WaitTime, m.WALSync, m.WALBatch, m.WALWritten,
-		m.SnapshotDur, m.SnapshotFailed, m.HTTPRequests, m.HTTPDuration)
+		m.SnapshotDur, m.SnapshotFailed, m.HTTPRequests, m.HTTPDuration, m.RaftApply, m.RaftForwarded)
 	return m
+}
+
+// ObserveRaftApply records one command's time from raft.Apply to applied.
+func (m *Metrics) ObserveRaftApply(d time.Duration) { m.RaftApply.Observe(d.Seconds()) }
+
+// ObserveForward counts one call forwarded to the leader.
+func (m *Metrics) ObserveForward(kind string, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.RaftForwarded.WithLabelValues(kind, outcome).Inc()
 }
 
 // ObserveWrite implements wal.Observer.
@@ -242,6 +265,7 @@ type StateCollector struct {
 	start   time.Time
 
 	jobs, walBytes, walSegments, walLSN, appliedLSN, snapLast, snapSize, snapLSN, recDur, recRecords, recJobs, up, diskFull, walFailed *prometheus.Desc
+	raftState, raftTerm, raftCommit, raftApplied, raftContact, raftChanges, raftVoters                                                 *prometheus.Desc
 }
 
 // NewStateCollector returns the scrape-time collector; register it.
@@ -265,12 +289,20 @@ func NewStateCollector(rep func() replica.Replica) *StateCollector {
 		up:          d("beaver_ready", "1 once recovery has finished and the server serves."),
 		diskFull:    d("beaver_disk_full", "1 while the disk is full: enqueues are refused, completions keep working."),
 		walFailed:   d("beaver_wal_failed", "1 once a WAL write or fsync failed: writes are refused until restart."),
+		raftState:   d("beaver_raft_state", "Cluster mode: 1 for the node's raft state (follower, candidate, leader, shutdown), 0 for the others.", "state"),
+		raftTerm:    d("beaver_raft_term", "Cluster mode: the node's current raft term."),
+		raftCommit:  d("beaver_raft_commit_index", "Cluster mode: the last raft index this node knows committed."),
+		raftApplied: d("beaver_raft_applied_index", "Cluster mode: the last raft index applied to this node's state machine."),
+		raftContact: d("beaver_raft_last_contact_seconds", "Cluster mode: seconds since a follower last heard from the leader (0 on the leader)."),
+		raftChanges: d("beaver_raft_leader_changes_total", "Cluster mode: changes of leader this node observed since start."),
+		raftVoters:  d("beaver_raft_voters", "Cluster mode: voters in the cluster configuration."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jobs, c.walBytes, c.walSegments, c.walLSN, c.appliedLSN, c.snapLast, c.snapSize, c.snapLSN, c.recDur, c.recRecords, c.recJobs, c.up, c.diskFull, c.walFailed} {
+	for _, d := range []*prometheus.Desc{c.jobs, c.walBytes, c.walSegments, c.walLSN, c.appliedLSN, c.snapLast, c.snapSize, c.snapLSN, c.recDur, c.recRecords, c.recJobs, c.up, c.diskFull, c.walFailed,
+		c.raftState, c.raftTerm, c.raftCommit, c.raftApplied, c.raftContact, c.raftChanges, c.raftVoters} {
 		ch <- d
 	}
 }
@@ -317,4 +349,21 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(c.diskFull, b(st.DiskFull))
 	g(c.walFailed, b(st.Failed != nil))
+	if cs := st.Cluster; cs != nil {
+		for _, s := range []string{"follower", "candidate", "leader", "shutdown"} {
+			ch <- prometheus.MustNewConstMetric(c.raftState, prometheus.GaugeValue, b(st.Role == s), s)
+		}
+		g(c.raftTerm, float64(cs.Term))
+		g(c.raftCommit, float64(cs.CommitIndex))
+		g(c.raftApplied, float64(cs.AppliedIndex))
+		g(c.raftContact, cs.LastContact.Seconds())
+		ch <- prometheus.MustNewConstMetric(c.raftChanges, prometheus.CounterValue, float64(cs.LeaderChanges))
+		voters := 0
+		for _, s := range cs.Servers {
+			if s.Voter {
+				voters++
+			}
+		}
+		g(c.raftVoters, float64(voters))
+	}
 }

@@ -432,7 +432,7 @@ func (s *Server) openCluster() (replica.Replica, error) {
 		LeaderLease: cl.LeaderLease.Duration(), ApplyTimeout: cl.ApplyTimeout.Duration(),
 		SnapshotThreshold: uint64(c.Snapshot.EveryRecords), SnapshotInterval: c.Snapshot.Interval.Duration(),
 		TrailingLogs: uint64(cl.TrailingLogs), SnapshotRetain: c.Snapshot.Keep,
-		Logger: s.log, Clock: s.o.Clock, OnApply: s.met.Applied,
+		Logger: s.log, Clock: s.o.Clock, OnApply: s.met.Applied, Observer: s.met,
 	})
 }
 

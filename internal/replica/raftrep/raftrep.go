@@ -97,6 +97,8 @@ type Options struct {
 	Logger  *slog.Logger
 	Clock   func() time.Time // stamps the commands the replica proposes itself; default time.Now
 	OnApply host.OnApply
+	// Observer receives the apply latency and forwarded calls (metrics).
+	Observer Observer
 	// Dial replaces the dialer of the node-to-node port (tests inject
 	// partitions with it).
 	Dial DialFunc
@@ -133,7 +135,22 @@ func (o *Options) defaults() {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
 }
+
+// Observer receives figures of the cluster replica; calls come from many
+// goroutines.
+type Observer interface {
+	ObserveRaftApply(d time.Duration)
+	ObserveForward(kind string, err error)
+}
+
+type noObserver struct{}
+
+func (noObserver) ObserveRaftApply(time.Duration) {}
+func (noObserver) ObserveForward(string, error)   {}
 
 // Replica is a cluster node. See the package documentation.
 type Replica struct {
@@ -493,10 +510,12 @@ func (r *Replica) apply(data []byte) (fsm.Result, error) {
 	if len(data) > maxEntry {
 		return fsm.Result{}, fmt.Errorf("%w: %d bytes, limit %d", replica.ErrTooLarge, len(data), maxEntry)
 	}
+	start := time.Now()
 	f := r.raft.Apply(data, r.o.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		return fsm.Result{}, r.applyErr(err)
 	}
+	r.o.Observer.ObserveRaftApply(time.Since(start))
 	a, ok := f.Response().(*applied)
 	if !ok || a == nil {
 		return fsm.Result{}, fmt.Errorf("raft: unexpected response %T", f.Response())
@@ -541,7 +560,9 @@ func (r *Replica) forward(ctx context.Context, addr, id string, data []byte) (fs
 		return fsm.Result{}, err
 	}
 	var out wireResult
-	if err := r.call(req, &out); err != nil {
+	err = r.call(req, &out)
+	r.o.Observer.ObserveForward("propose", err)
+	if err != nil {
 		return fsm.Result{}, err
 	}
 	return out.result(), nil
@@ -612,6 +633,7 @@ func (r *Replica) ReadBarrier(ctx context.Context) error {
 			Index uint64 `json:"index"`
 		}
 		err = r.call(req, &out)
+		r.o.Observer.ObserveForward("readindex", err)
 		idx = out.Index
 		return err
 	})
@@ -720,7 +742,9 @@ func (r *Replica) membership(ctx context.Context, op, id, addr string) error {
 			return err
 		}
 		var out struct{}
-		return r.call(req, &out)
+		err = r.call(req, &out)
+		r.o.Observer.ObserveForward("membership", err)
+		return err
 	})
 }
 
