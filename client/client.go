@@ -21,10 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
@@ -36,7 +38,9 @@ const MaxIdleConns = 256
 
 // Client calls the HTTP API of one server.
 type Client struct {
-	base  string
+	base  string   // the first server
+	bases []string // every server, base first
+	cur   atomic.Int32
 	token string
 	hc    *http.Client
 	owned bool // hc was made by New: Close closes its idle connections
@@ -53,13 +57,32 @@ func WithToken(token string) Option { return func(c *Client) { c.token = token }
 // Lease; bound each call with its context instead.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc, c.owned = hc, false } }
 
+// WithServers adds other nodes of the same cluster. A call that finds its
+// node down, or answered that nothing was written (503 unavailable or
+// not_leader), is sent again to the next node; an enqueue whose outcome was
+// lost with a leader (503 unknown_outcome) is sent again only when every
+// job of it has a unique_key, which makes the retry safe. Retries stop
+// with the call's context.
+func WithServers(urls ...string) Option {
+	return func(c *Client) {
+		for _, u := range urls {
+			c.bases = append(c.bases, normalizeURL(u))
+		}
+	}
+}
+
+func normalizeURL(u string) string {
+	u = strings.TrimRight(u, "/")
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	return u
+}
+
 // New returns a Client of the server at baseURL, e.g.
 // "http://127.0.0.1:7070" ("127.0.0.1:7070" means the same).
 func New(baseURL string, opts ...Option) *Client {
-	base := strings.TrimRight(baseURL, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
+	base := normalizeURL(baseURL)
 	t, ok := http.DefaultTransport.(*http.Transport)
 	if ok {
 		t = t.Clone()
@@ -68,7 +91,7 @@ func New(baseURL string, opts ...Option) *Client {
 	}
 	t.MaxIdleConns = MaxIdleConns
 	t.MaxIdleConnsPerHost = MaxIdleConns
-	c := &Client{base: base, hc: &http.Client{Transport: t}, owned: true}
+	c := &Client{base: base, bases: []string{base}, hc: &http.Client{Transport: t}, owned: true}
 	for _, o := range opts {
 		o(c)
 	}
@@ -107,14 +130,18 @@ func ErrorCode(err error) string {
 // Enqueue adds one job (POST /v1/jobs). It returns once the job is durable.
 func (c *Client) Enqueue(ctx context.Context, req api.EnqueueRequest) (api.EnqueueResponse, error) {
 	var out api.EnqueueResponse
-	return out, c.do(ctx, "POST", "/v1/jobs", req, &out)
+	return out, c.call(ctx, "POST", "/v1/jobs", req, &out, req.UniqueKey != "")
 }
 
 // EnqueueBatch adds many jobs in one durable write, all or none
 // (POST /v1/jobs/batch).
 func (c *Client) EnqueueBatch(ctx context.Context, req api.BatchRequest) (api.BatchResponse, error) {
 	var out api.BatchResponse
-	return out, c.do(ctx, "POST", "/v1/jobs/batch", req, &out)
+	keyed := len(req.Jobs) > 0
+	for _, j := range req.Jobs {
+		keyed = keyed && j.UniqueKey != ""
+	}
+	return out, c.call(ctx, "POST", "/v1/jobs/batch", req, &out, keyed)
 }
 
 // Get returns job id (GET /v1/jobs/{id}).
@@ -239,12 +266,75 @@ func (c *Client) Health(ctx context.Context) error {
 	return c.do(ctx, "GET", "/healthz", nil, &out)
 }
 
+// Retry pacing of call.
+const (
+	retryFirst = 50 * time.Millisecond
+	retryMax   = time.Second
+	maxRetries = 30
+)
+
+// call does a call with the cluster retries of WithServers (see there).
+// idempotent says that a call whose outcome is unknown may be sent again.
+func (c *Client) call(ctx context.Context, method, path string, in, out any, idempotent bool) error {
+	if method == http.MethodGet {
+		idempotent = true
+	}
+	wait := retryFirst
+	for attempt := 0; ; attempt++ {
+		i := int(c.cur.Load()) % len(c.bases)
+		err := c.doAt(ctx, c.bases[i], method, path, in, out)
+		if err == nil || attempt >= maxRetries || !retryable(err, idempotent, len(c.bases) > 1) {
+			return err
+		}
+		c.cur.CompareAndSwap(int32(i), int32((i+1)%len(c.bases))) // try the next node
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// retryable says whether a failed call may be sent again. With one server
+// only the answers of a cluster node in an election are retried: a server
+// that is down or recovering is the caller's to wait for.
+func retryable(err error, idempotent, others bool) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.Code {
+		case api.CodeNotLeader:
+			return true // nothing was written; a leader is being elected
+		case api.CodeUnavailable:
+			return others && e.Status == http.StatusServiceUnavailable // nothing was written
+		case api.CodeUnknownOutcome:
+			return idempotent
+		}
+		return false
+	}
+	if !others {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true // the request never left
+	}
+	return idempotent && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 1 << 20
 
 // do sends one call: in (if not nil) as the JSON body, the JSON answer
 // decoded into out.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.call(ctx, method, path, in, out, false)
+}
+
+// doAt sends one call to the server at base.
+func (c *Client) doAt(ctx context.Context, base, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -253,7 +343,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
