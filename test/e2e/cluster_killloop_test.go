@@ -116,7 +116,7 @@ func TestClusterKillLoop(t *testing.T) {
 	if nodes != 3 && nodes != 5 {
 		t.Fatalf("-e2e.cluster.nodes %d: 3 or 5", nodes)
 	}
-	tc := startCluster(t, newLayout(t, nodes), "--workers", "1")
+	tc := startCluster(t, newLayout(t, nodes), "--workers", "2")
 	ck := newClusterChecker()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 
@@ -149,6 +149,13 @@ func TestClusterKillLoop(t *testing.T) {
 	tick := time.NewTicker(killEvery)
 	for round := 0; time.Now().Add(killEvery).Before(end) || round == 0; round++ {
 		<-tick.C
+		if err := tc.exitedByItself(); err != nil {
+			stopLoad()
+			stopWork()
+			load.Wait()
+			work.Wait()
+			t.Fatalf("round %d: %v", round, err)
+		}
 		l, err := tc.waitLeader(30 * time.Second)
 		if err != nil {
 			stopLoad()
@@ -208,6 +215,9 @@ func TestClusterKillLoop(t *testing.T) {
 	// Drain: the workers go on until nothing is left to run (jobs in
 	// flight at a kill come back when their lease expires).
 	drainErr := waitDrained(tc, 3*time.Minute)
+	if err := tc.exitedByItself(); err != nil {
+		ck.violate("%v", err)
+	}
 	stopWork()
 	work.Wait()
 	drain := time.Since(loadEnd)
@@ -288,7 +298,14 @@ func (ck *clusterChecker) produce(ctx context.Context, tc *testCluster, home int
 	backoff := time.NewTimer(0)
 	<-backoff.C
 	for ctx.Err() == nil {
-		key := fmt.Sprintf("k%d", seq.Add(1))
+		n := seq.Add(1)
+		key := fmt.Sprintf("k%d", n)
+		// every third job runs on the nodes' own worker pools (a noop),
+		// the others on the remote workers, whose leases are recorded
+		typ := "remote"
+		if n%3 == 0 {
+			typ = "noop"
+		}
 		payload := fmt.Sprintf(`{"key":%q}`, key)
 		ck.mu.Lock()
 		ck.sent[key] = true
@@ -296,7 +313,7 @@ func (ck *clusterChecker) produce(ctx context.Context, tc *testCluster, home int
 		for ctx.Err() == nil {
 			sent := time.Now()
 			rctx, cancel := context.WithTimeout(ctx, requestLimit)
-			e, err := tc.nodes[ni].c.Enqueue(rctx, api.EnqueueRequest{Type: "remote", Payload: json.RawMessage(payload), UniqueKey: key, MaxAttempts: 1000})
+			e, err := tc.nodes[ni].c.Enqueue(rctx, api.EnqueueRequest{Type: typ, Payload: json.RawMessage(payload), UniqueKey: key, MaxAttempts: 1000, Timeout: "5s"})
 			cancel()
 			if err == nil {
 				ck.mu.Lock()

@@ -169,6 +169,27 @@ func (tc *testCluster) logTails(lines int) string {
 	return b.String()
 }
 
+// exitedByItself returns an error naming every node whose process ended
+// without being killed by the test.
+func (tc *testCluster) exitedByItself() error {
+	var errs []string
+	for _, n := range tc.nodes {
+		if n.p == nil {
+			continue
+		}
+		select {
+		case <-n.p.exited:
+			l := strings.Split(strings.TrimSpace(n.p.logs()), "\n")
+			errs = append(errs, fmt.Sprintf("node %s exited by itself (%v):\n%s", n.id, n.p.err, strings.Join(l[max(0, len(l)-10):], "\n")))
+		default:
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
 // getJSON GETs path of node n into out, within limit.
 func (tc *testCluster) getJSON(n *clusterNode, path string, limit time.Duration, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
