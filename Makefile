@@ -3,7 +3,7 @@ GO ?= go
 BENCHTIME ?= 1x
 COUNT ?= 5
 
-.PHONY: all build test test-short bench fuzz crash-extended campaign demo clean
+.PHONY: all build test test-short bench fuzz crash-extended campaign cluster-campaign demo demo-cluster clean
 
 all: build
 
@@ -47,11 +47,24 @@ campaign:
 	$(GO) test -count 1 -timeout 3h -run '^TestPowerCut' ./internal/replica/local/ -v -powercut.points $(POWERCUTS)
 	$(GO) test -count 1 -timeout 1h -run '^TestCrashRecovery$$' ./internal/replica/local/ -v -crash.iterations $(KILLS)
 
+# The cluster kill loop of the real binary for CLUSTER_DURATION on
+# CLUSTER_NODES nodes: a leader SIGKILL every 5s, follower SIGSTOPs
+# (figures go into docs/cluster.md, "Testing").
+CLUSTER_DURATION ?= 10m
+CLUSTER_NODES ?= 5
+cluster-campaign:
+	$(GO) test -count 1 -timeout 1h -run '^TestClusterKillLoop$$' ./test/e2e/ -v -e2e.cluster.duration $(CLUSTER_DURATION) -e2e.cluster.nodes $(CLUSTER_NODES) -e2e.cluster.report cluster-kill-loop.json
+
 clean:
 	rm -rf bin
 
 # The README tour end to end (build, enqueue, kill -9, restart, nothing lost).
 demo:
 	bash scripts/demo.sh
+
+# The cluster tour: three nodes, kill -9 the leader, a new one takes over,
+# every job completes, the killed node rejoins.
+demo-cluster:
+	bash scripts/demo-cluster.sh
 
 include bench/bench.mk

@@ -170,6 +170,7 @@ func (l *loop) serve(ctx context.Context) error {
 		free := p.o.Workers - l.running
 		var changed <-chan struct{}
 		wait := p.o.MaxIdle
+		retry := false
 		if free > 0 {
 			acks := l.acks
 			l.acks = nil
@@ -181,22 +182,30 @@ func (l *loop) serve(ctx context.Context) error {
 			if !t.Proposed || err != nil {
 				l.acks = acks // still unreported
 			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return nil
+			case err != nil && transient(err):
+				// a cluster without a (reachable) leader for now: the
+				// node goes on serving and the pool tries again; jobs a
+				// lost Lease may have taken come back when it expires, and
+				// its acks go with the next Lease (a replayed ack of an
+				// applied one is rejected, harmlessly)
+				p.o.Logger.Warn("worker pool: lease failed, retrying", "err", err)
+				wait, retry = leaseRetry, true
+			case err != nil:
 				return fmt.Errorf("worker pool: lease: %w", err)
-			}
-			if t.Proposed {
+			case t.Proposed:
 				l.started(acks, t.Result)
 				continue
-			}
-			changed = t.Changed
-			if t.HasDue && t.Due < wait {
-				wait = max(t.Due, time.Millisecond)
+			default:
+				changed = t.Changed
+				if t.HasDue && t.Due < wait {
+					wait = max(t.Due, time.Millisecond)
+				}
 			}
 		}
-		if len(l.acks) > 0 {
+		if len(l.acks) > 0 && !retry {
 			l.report()
 			continue
 		}
@@ -215,6 +224,21 @@ func (l *loop) serve(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// leaseRetry is the pause after a transient failure of a Lease.
+const leaseRetry = 200 * time.Millisecond
+
+// transient reports whether a failed proposal leaves the replica working:
+// in a cluster, no leader is known, the leader was lost before the outcome
+// was known, or the write did not commit in time. The pool retries those;
+// any other error (the log failed, the replica closed) stops it.
+func transient(err error) bool {
+	if errors.Is(err, replica.ErrClosed) || errors.Is(err, replica.ErrFailed) {
+		return false
+	}
+	return errors.Is(err, replica.ErrNotLeader) || errors.Is(err, replica.ErrUnknownOutcome) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // started logs the acks a Lease rejected and starts the jobs it got.

@@ -74,7 +74,12 @@ func startServer(t *testing.T, dataDir string, args ...string) *proc {
 }
 
 func tryStart(dataDir string, args ...string) (*proc, error) {
-	full := append([]string{"run", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...)
+	return launch(append([]string{"run", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...))
+}
+
+// launch runs the binary with the full argument list (a `run` command) and
+// waits until the server logs that it is ready.
+func launch(full []string) (*proc, error) {
 	p := &proc{cmd: exec.Command(binary, full...), exited: make(chan struct{}), logged: make(chan struct{}, 1)}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
