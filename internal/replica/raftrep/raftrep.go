@@ -577,7 +577,9 @@ func (r *Replica) call(req *http.Request, out any) error {
 	req.Header.Set("X-Beaver-Node", r.o.NodeID)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		if req.Method == http.MethodGet {
+		var op *net.OpError
+		if req.Method == http.MethodGet || (errors.As(err, &op) && op.Op == "dial") || errors.Is(err, errClosed) {
+			// nothing reached the leader: ask the next one
 			return &replica.NotLeaderError{LeaderAddr: req.URL.Host}
 		}
 		// the request may have reached the leader
