@@ -133,3 +133,46 @@ func TestNonLoopbackListenNeedsToken(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateCluster(t *testing.T) {
+	good := func() Config {
+		c := Default()
+		c.Cluster.Enabled, c.Cluster.NodeID, c.Cluster.RaftListen = true, "n1", "127.0.0.1:7101"
+		c.Cluster.Bootstrap = true
+		c.Cluster.Peers = []string{"n1=127.0.0.1:7101", "n2=127.0.0.1:7102"}
+		return c
+	}
+	if c := good(); c.Validate() != nil {
+		t.Fatalf("valid cluster config refused: %v", c.Validate())
+	}
+	for _, tc := range []struct {
+		key    string
+		mutate func(*Config)
+		msg    string
+	}{
+		{"cluster.node_id", func(c *Config) { c.Cluster.NodeID = "" }, "--node-id"},
+		{"cluster.node_id", func(c *Config) { c.Cluster.NodeID = "a b" }, "[a-zA-Z0-9_.-]"},
+		{"cluster.raft_listen", func(c *Config) { c.Cluster.RaftListen = "7101" }, "host:port"},
+		{"cluster.raft_listen", func(c *Config) { c.Cluster.RaftListen = c.Listen }, "must differ"},
+		{"cluster.peers", func(c *Config) { c.Cluster.Peers = []string{"n1"} }, "id=host:port"},
+		{"cluster.peers", func(c *Config) { c.Cluster.Peers = append(c.Cluster.Peers, "n2=127.0.0.1:7109") }, "twice"},
+		{"cluster.peers", func(c *Config) { c.Cluster.Peers = []string{"n2=127.0.0.1:7102"} }, "must list this node"},
+		{"cluster.tls", func(c *Config) { c.Cluster.RaftListen = "0.0.0.0:7101" }, "is required"},
+		{"cluster.tls", func(c *Config) { c.Cluster.TLS.Cert = "/x.pem" }, "needs all of"},
+		{"cluster.leader_lease", func(c *Config) { c.Cluster.LeaderLease = Duration(time.Minute) }, "<= cluster.heartbeat_timeout"},
+		{"cluster.apply_timeout", func(c *Config) { c.Cluster.ApplyTimeout = 0 }, "> 0"},
+	} {
+		c := good()
+		tc.mutate(&c)
+		err := c.Validate()
+		if err == nil || !slices.Contains(keysOf(err), tc.key) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: Validate() = %v, want an error for %s containing %q", tc.key, err, tc.key, tc.msg)
+		}
+	}
+	// off: the cluster keys are not read
+	c := Default()
+	c.Cluster.NodeID = "a b"
+	if err := c.Validate(); err != nil {
+		t.Errorf("cluster keys checked while cluster.enabled is false: %v", err)
+	}
+}
