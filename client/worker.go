@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/beaver-raft/beaver-raft/internal/permanent"
 	"log/slog"
 	"net/http"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/permanent"
 )
 
 // Defaults of Worker.

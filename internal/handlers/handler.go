@@ -15,8 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/beaver-raft/beaver-raft/internal/permanent"
 	"time"
+
+	"github.com/beaver-raft/beaver-raft/internal/permanent"
 )
 
 // Job is what a handler sees of a job.
