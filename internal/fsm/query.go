@@ -1,5 +1,7 @@
 package fsm
 
+import "math"
+
 // Get returns the job with the given id.
 func (m *Machine) Get(id uint64) (Job, bool) {
 	j := m.jobs.get(id)
@@ -14,18 +16,23 @@ type Filter struct {
 	Queue string
 	State State
 	Type  string
-	After uint64 // cursor: only ids greater than this
-	Limit int    // at most this many (<= 0: 100)
+	After uint64 // cursor: only ids greater than this (ascending order)
+	// Desc lists the newest jobs (highest ids) first; Before is its cursor:
+	// only ids less than this (0: no bound). After is ignored.
+	Desc   bool
+	Before uint64
+	Limit  int // at most this many (<= 0: 100)
 }
 
-// List returns jobs matching f in id order, and the cursor for the next page
-// (0 when there are no more).
+// List returns jobs matching f in id order (descending with f.Desc), and
+// the cursor for the next page: the last id returned, to pass as After (or
+// Before), or 0 when there are no more.
 func (m *Machine) List(f Filter) (jobs []Job, next uint64) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	m.jobs.ascend(f.After+1, func(j *job) bool {
+	visit := func(j *job) bool {
 		if (f.Queue != "" && j.cls.q.name != f.Queue) || (f.State != 0 && j.state != f.State) || (f.Type != "" && j.cls.typ != f.Type) {
 			return true
 		}
@@ -35,8 +42,99 @@ func (m *Machine) List(f Filter) (jobs []Job, next uint64) {
 		}
 		jobs = append(jobs, j.view())
 		return true
-	})
+	}
+	switch {
+	case !f.Desc:
+		m.jobs.ascend(f.After+1, visit)
+	case f.Before == 0:
+		m.jobs.descend(^uint64(0), visit)
+	case f.Before > 1:
+		m.jobs.descend(f.Before-1, visit)
+	}
 	return jobs, next
+}
+
+// descend calls fn for every job with id <= from in descending id order
+// until fn returns false.
+func (t *pageTable) descend(from uint64, fn func(*job) bool) {
+	if len(t.pages) == 0 || from>>pageBits < t.base {
+		return
+	}
+	pn, si := from>>pageBits, int(from&(pageSize-1))
+	if last := t.base + uint64(len(t.pages)) - 1; pn > last {
+		pn, si = last, pageSize-1
+	}
+	for {
+		if p := t.pages[pn-t.base]; p != nil {
+			for ; si >= 0; si-- {
+				if j := p.slots[si]; j != nil && !fn(j) {
+					return
+				}
+			}
+		}
+		if pn == t.base {
+			return
+		}
+		pn, si = pn-1, pageSize-1
+	}
+}
+
+// QueueDepth describes the unfinished jobs of one queue.
+type QueueDepth struct {
+	Queue      string
+	Unfinished int // pending + scheduled + in flight
+	Pending    int
+	// OldestPending is the earliest run_at of the queue's pending jobs:
+	// since when the job that has waited longest has been runnable (0 when
+	// nothing is pending).
+	OldestPending int64
+}
+
+// Depths reports, for every queue that holds jobs (sorted by name), its
+// unfinished jobs and its oldest pending job. It costs one index seek per
+// distinct priority of the pending jobs of each (queue, type).
+func (m *Machine) Depths() []QueueDepth {
+	var out []QueueDepth
+	var cur *QueueDepth
+	for _, cl := range m.classList {
+		q := cl.q
+		if q.counts == ([numStates]int{}) {
+			continue
+		}
+		if cur == nil || cur.Queue != q.name {
+			out = append(out, QueueDepth{
+				Queue:      q.name,
+				Unfinished: q.counts[StatePending] + q.counts[StateScheduled] + q.counts[StateInFlight],
+				Pending:    q.counts[StatePending],
+			})
+			cur = &out[len(out)-1]
+		}
+		if at, ok := oldestRunnable(cl.runnable); ok && (cur.OldestPending == 0 || at < cur.OldestPending) {
+			cur.OldestPending = at
+		}
+	}
+	return out
+}
+
+// oldestRunnable is the earliest run_at in a runnable index, which is ordered
+// by priority first: the first job of each priority is the oldest of that
+// priority, and a seek skips to the next priority.
+func oldestRunnable(t *jobTree) (at int64, ok bool) {
+	var first *job
+	take := func(j *job) bool { first = j; return false }
+	t.Ascend(take)
+	for first != nil {
+		j := first
+		if !ok || j.runAt < at {
+			at, ok = j.runAt, true
+		}
+		if j.priority == math.MinInt32 {
+			break
+		}
+		first = nil
+		t.AscendGreaterOrEqual(&job{priority: j.priority - 1, runAt: math.MinInt64}, take)
+	}
+	return at, ok
 }
 
 // QueueCounts counts the jobs of one queue by state.
