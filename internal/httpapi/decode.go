@@ -413,25 +413,40 @@ func formatID(id uint64) string {
 	return strconv.FormatUint(id, 10)
 }
 
-// Cursors of GET /v1/jobs are opaque to clients: a version byte and the id
-// after which the next page starts, base64url encoded.
-const cursorVersion = 1
+// Cursors of GET /v1/jobs are opaque to clients: a version byte that says
+// the order of the list, and the id after which (oldest first) or before
+// which (newest first, order=desc) the next page starts, base64url encoded.
+const (
+	cursorVersion     = 1
+	cursorVersionDesc = 2
+)
 
-func encodeCursor(after uint64) string {
-	if after == 0 {
+func encodeCursor(id uint64, desc bool) string {
+	if id == 0 {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString(binary.AppendUvarint([]byte{cursorVersion}, after))
+	v := byte(cursorVersion)
+	if desc {
+		v = cursorVersionDesc
+	}
+	return base64.RawURLEncoding.EncodeToString(binary.AppendUvarint([]byte{v}, id))
 }
 
-func decodeCursor(s string) (uint64, error) {
+func decodeCursor(s string, desc bool) (uint64, error) {
 	if s == "" {
 		return 0, nil
 	}
+	want, other := byte(cursorVersion), byte(cursorVersionDesc)
+	if desc {
+		want, other = other, want
+	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil && len(b) > 1 && b[0] == cursorVersion {
-		if after, n := binary.Uvarint(b[1:]); n == len(b)-1 {
-			return after, nil
+	if err == nil && len(b) > 1 && (b[0] == want || b[0] == other) {
+		if id, n := binary.Uvarint(b[1:]); n == len(b)-1 {
+			if b[0] == other {
+				return 0, invalidf("cursor %q belongs to a list in the other order: pass the same order as for the previous page", s)
+			}
+			return id, nil
 		}
 	}
 	return 0, invalidf("cursor %q is not valid: pass next_cursor of a previous page", s)

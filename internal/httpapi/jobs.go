@@ -210,14 +210,14 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, rep replica.Replica) e
 	return nil
 }
 
-// GET /v1/jobs?queue=&state=&type=&limit=&cursor=
+// GET /v1/jobs?queue=&state=&type=&order=&limit=&cursor=
 func (a *API) list(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "queue", "state", "type", "limit", "cursor", "stale":
+		case "queue", "state", "type", "order", "limit", "cursor", "stale":
 		default:
-			return invalidf("unknown query parameter %q (known: queue, state, type, limit, cursor, stale)", k)
+			return invalidf("unknown query parameter %q (known: queue, state, type, order, limit, cursor, stale)", k)
 		}
 	}
 	f := fsm.Filter{Queue: q.Get("queue"), Type: q.Get("type"), Limit: DefaultListLimit}
@@ -242,14 +242,26 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, rep replica.Replica) 
 		}
 		f.Limit = n
 	}
-	var err error
-	if f.After, err = decodeCursor(q.Get("cursor")); err != nil {
+	switch o := q.Get("order"); o {
+	case "", "asc":
+	case "desc":
+		f.Desc = true
+	default:
+		return invalidf("order must be asc (oldest first) or desc (newest first), not %q", o)
+	}
+	cursor, err := decodeCursor(q.Get("cursor"), f.Desc)
+	if err != nil {
 		return err
+	}
+	if f.Desc {
+		f.Before = cursor
+	} else {
+		f.After = cursor
 	}
 	var jobs []fsm.Job
 	var next uint64
 	rep.Read(func(m *fsm.Machine) { jobs, next = m.List(f) })
-	out := api.ListResponse{Jobs: make([]api.Job, len(jobs)), NextCursor: encodeCursor(next)}
+	out := api.ListResponse{Jobs: make([]api.Job, len(jobs)), NextCursor: encodeCursor(next, f.Desc)}
 	for i := range jobs {
 		out.Jobs[i] = toJob(&jobs[i])
 	}

@@ -431,7 +431,36 @@ func TestList(t *testing.T) {
 		if p := page("?queue=none"); len(p.Jobs) != 0 || string(s.do("GET", "/v1/jobs?queue=none", nil).body) != "{\"jobs\":[],\"next_cursor\":\"\"}\n" {
 			t.Errorf("empty: %+v", p)
 		}
+		// Newest first, 4 at a time; a cursor of one order is refused in
+		// the other.
+		ids = nil
+		cursor = ""
+		for pages := 0; ; pages++ {
+			if pages > 10 {
+				t.Fatal("paging does not end")
+			}
+			p := page("?queue=a&order=desc&limit=4&cursor=" + cursor)
+			for _, j := range p.Jobs {
+				ids = append(ids, j.ID)
+			}
+			if p.NextCursor == "" {
+				break
+			}
+			if pages == 0 {
+				if got := s.callErr("GET", "/v1/jobs?queue=a&limit=4&cursor="+p.NextCursor, nil, 400, api.CodeInvalidArgument); !strings.Contains(got, "other order") {
+					t.Errorf("desc cursor in an ascending list: %q", got)
+				}
+			}
+			cursor = p.NextCursor
+		}
+		if len(ids) != 15 || ids[0] != "23" || ids[1] != "21" || ids[14] != "2" {
+			t.Errorf("queue a, newest first: %v", ids)
+		}
+		if p := page("?order=asc&limit=1"); len(p.Jobs) != 1 || p.Jobs[0].ID != "1" {
+			t.Errorf("order=asc: %+v", p)
+		}
 		for q, msg := range map[string]string{
+			"?order=newest": "order must be asc (oldest first) or desc (newest first)",
 			"?limit=0":      "limit must be an integer between 1 and 1000",
 			"?limit=1001":   "limit must be",
 			"?state=done":   "state must be one of pending",
@@ -466,14 +495,19 @@ func TestStatus(t *testing.T) {
 
 // Cursors survive a round trip and reject garbage.
 func TestCursor(t *testing.T) {
-	for _, id := range []uint64{1, 127, 128, 1 << 40, ^uint64(0)} {
-		got, err := decodeCursor(encodeCursor(id))
-		if err != nil || got != id {
-			t.Errorf("%d: %d %v", id, got, err)
+	for _, desc := range []bool{false, true} {
+		for _, id := range []uint64{1, 127, 128, 1 << 40, ^uint64(0)} {
+			got, err := decodeCursor(encodeCursor(id, desc), desc)
+			if err != nil || got != id {
+				t.Errorf("%d (desc %v): %d %v", id, desc, got, err)
+			}
+			if _, err := decodeCursor(encodeCursor(id, desc), !desc); err == nil {
+				t.Errorf("%d: a cursor of one order is accepted in the other", id)
+			}
 		}
-	}
-	if encodeCursor(0) != "" {
-		t.Error("cursor of 0 is not empty")
+		if encodeCursor(0, desc) != "" {
+			t.Error("cursor of 0 is not empty")
+		}
 	}
 }
 
