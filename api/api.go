@@ -184,6 +184,32 @@ type ListResponse struct {
 	NextCursor string `json:"next_cursor"`
 }
 
+// BulkRequest is the body of POST /v1/jobs/bulk: cancel or retry every job
+// that matches the filters, up to Limit jobs. State is required; Queue and
+// Type narrow the match when given.
+type BulkRequest struct {
+	Action string `json:"action"` // "cancel" or "retry"
+	Queue  string `json:"queue,omitempty"`
+	State  string `json:"state"`
+	Type   string `json:"type,omitempty"`
+	// Limit is the most jobs to act on (default 10000, at most 100000).
+	Limit int `json:"limit,omitempty"`
+}
+
+// BulkResponse answers POST /v1/jobs/bulk: how many jobs matched, how many
+// the action changed (each change is one durable write, like the single
+// call), and how many were refused (a job that changed state meanwhile,
+// or a retry whose unique key is held by another job).
+type BulkResponse struct {
+	Matched int `json:"matched"`
+	Changed int `json:"changed"`
+	Errors  int `json:"errors"`
+	// FirstError is the refusal of the first job that was refused.
+	FirstError *ErrorBody `json:"first_error,omitempty"`
+	// More is set when the call stopped at Limit and more jobs match.
+	More bool `json:"more"`
+}
+
 // LeaseRequest is the body of POST /v1/lease: take up to Max runnable jobs
 // for this worker, waiting up to Wait for one to become runnable.
 type LeaseRequest struct {

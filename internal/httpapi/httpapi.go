@@ -8,7 +8,8 @@
 //
 //	POST /v1/jobs                   enqueue one job            201
 //	POST /v1/jobs/batch             enqueue many, all or none  201
-//	GET  /v1/jobs                   list (queue, state, type, limit, cursor)
+//	GET  /v1/jobs                   list (queue, state, type, order, limit, cursor)
+//	POST /v1/jobs/bulk              cancel or retry the jobs that match a filter
 //	GET  /v1/jobs/{id}              one job
 //	POST /v1/jobs/{id}/cancel       → the job
 //	POST /v1/jobs/{id}/retry        → the job
@@ -238,6 +239,7 @@ func (a *API) Handler() http.Handler {
 	v1("POST /v1/jobs", a.enqueue)
 	v1("POST /v1/jobs/batch", a.enqueueBatch)
 	v1("GET /v1/jobs", a.list)
+	v1("POST /v1/jobs/bulk", a.bulk)
 	v1("GET /v1/jobs/{id}", a.get)
 	v1("POST /v1/jobs/{id}/cancel", a.cancel)
 	v1("POST /v1/jobs/{id}/retry", a.retry)
