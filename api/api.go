@@ -415,6 +415,54 @@ type RecoveryStatus struct {
 	Requeued int `json:"requeued"`
 }
 
+// Stats answers GET /v1/stats: live figures for dashboards. The series are
+// rates sampled by the server once every Interval over the last Window,
+// oldest first (shorter after a start: the last value is the latest
+// sample); the queues are computed when asked.
+type Stats struct {
+	Time     time.Time `json:"time"`     // when the answer was made
+	Interval string    `json:"interval"` // between two samples, "1s"
+	Window   string    `json:"window"`   // what the series cover at most, "15m0s"
+	// SampledAt is the time of the latest sample (omitted before the first).
+	SampledAt time.Time   `json:"sampled_at,omitzero"`
+	Series    StatsSeries `json:"series"`
+	WAL       WALRates    `json:"wal"`
+	// ReadyAt is when the last recovery finished and the server began to
+	// serve; JobsRecovered the jobs it held then.
+	ReadyAt       time.Time    `json:"ready_at,omitzero"`
+	JobsRecovered int          `json:"jobs_recovered"`
+	Queues        []QueueStats `json:"queues"`
+}
+
+// StatsSeries are per-second rates, one value per sample, oldest first.
+type StatsSeries struct {
+	Enqueued  []float64 `json:"enqueued"`  // jobs enqueued per second
+	Completed []float64 `json:"completed"` // attempts that completed per second
+	Failed    []float64 `json:"failed"`    // attempts that failed per second (retried or not)
+	Fsyncs    []float64 `json:"fsyncs"`    // WAL fsyncs per second
+}
+
+// WALRates are the write-ahead log's rates over the last Over.
+type WALRates struct {
+	Over            string  `json:"over"` // the span they are averaged over, "10s"
+	FsyncsPerSecond float64 `json:"fsyncs_per_second"`
+	RecordsPerFsync float64 `json:"records_per_fsync"` // group commit: records made durable by one fsync (0 without fsyncs)
+	BytesPerSecond  float64 `json:"bytes_per_second"`
+}
+
+// QueueStats describes the backlog of one queue.
+type QueueStats struct {
+	Queue   string `json:"queue"`
+	Depth   int    `json:"depth"` // unfinished jobs: pending + scheduled + in flight
+	Pending int    `json:"pending"`
+	// OldestPendingSince is the run_at of the pending job that has waited
+	// longest (since when it is runnable); OldestPendingAge is how long ago
+	// that was, a duration string. Both are omitted when nothing is
+	// pending.
+	OldestPendingSince time.Time `json:"oldest_pending_since,omitzero"`
+	OldestPendingAge   string    `json:"oldest_pending_age,omitempty"`
+}
+
 // Health is the body of GET /healthz and GET /readyz.
 type Health struct {
 	Status string `json:"status"` // "ok", "ready", or why not ready

@@ -19,6 +19,7 @@
 //	POST /v1/lease                  long-polls for runnable jobs
 //	POST /v1/ack                    many completions and failures, one write
 //	GET  /v1/status                 counts, WAL, snapshots, recovery
+//	GET  /v1/stats                  live figures: sampled rates, queue backlogs
 //	GET  /healthz                   200 while the process serves
 //	GET  /readyz                    200 once SetReplica was called (recovery done)
 //
@@ -129,6 +130,11 @@ type Options struct {
 	Retry backoff.Policy
 	// Version is reported by /v1/status.
 	Version string
+	// Stats, if set, gives the sampled part of GET /v1/stats (series, WAL
+	// rates, recovery); the API adds the queues. It is called once per
+	// request and must be safe for concurrent use. Without it the series
+	// are empty.
+	Stats func() api.Stats
 	// Instrument, if set, wraps the handler of every route (metrics).
 	// route is the ServeMux pattern, e.g. "POST /v1/jobs/{id}/complete".
 	Instrument func(route string, h http.Handler) http.Handler
@@ -249,6 +255,7 @@ func (a *API) Handler() http.Handler {
 	v1("POST /v1/lease", a.lease)
 	v1("POST /v1/ack", a.ack)
 	v1("GET /v1/status", a.status)
+	v1("GET /v1/stats", a.stats)
 	v1("GET /v1/cluster", a.cluster)
 	v1("POST /v1/cluster/join", a.clusterJoin)
 	v1("POST /v1/cluster/remove", a.clusterRemove)
