@@ -27,6 +27,10 @@ const (
 	// CodeUnauthorized (401): auth is configured and the request has no
 	// valid "Authorization: Bearer <token>" header.
 	CodeUnauthorized = "unauthorized"
+	// CodeForbidden (403): a call authenticated by the web UI's session
+	// cookie that changes something (not a GET) came without the session's
+	// CSRF token in its X-CSRF-Token header.
+	CodeForbidden = "forbidden"
 	// CodeNotFound (404): no job with this id (never existed, or purged
 	// after its retention), or no such route.
 	CodeNotFound = "not_found"

@@ -22,6 +22,8 @@
 //	GET  /v1/stats                  live figures: sampled rates, queue backlogs
 //	GET  /healthz                   200 while the process serves
 //	GET  /readyz                    200 once SetReplica was called (recovery done)
+//	     /ui/                       the web dashboard, if Options.UI is set
+//	GET  /                          redirects to /ui/, if Options.UI is set
 //
 // Writes answer only after Propose returned, that is once the command is
 // durable. Every error is {"error":{"code","message"}} (see package api).
@@ -93,9 +95,14 @@ type Options struct {
 	// Logger receives one record per 5xx answer. Default: discard.
 	Logger *slog.Logger
 	// Tokens are the accepted bearer tokens. When non-empty, every /v1 call
-	// needs "Authorization: Bearer <token>" (401 otherwise). Empty strings
-	// in the list never match.
+	// needs "Authorization: Bearer <token>" (401 otherwise), or a session
+	// of Sessions. Empty strings in the list never match.
 	Tokens []string
+	// Sessions, if set, authenticates the /v1 calls that carry no
+	// Authorization header by the web UI's session cookie, when Tokens are
+	// configured. Such a call that is not a GET or HEAD must also carry the
+	// session's CSRF token: 403 otherwise.
+	Sessions SessionAuth
 	// MaxPayload bounds one job payload, and one completion result, in
 	// bytes (413).
 	MaxPayload int64
@@ -130,6 +137,9 @@ type Options struct {
 	Retry backoff.Policy
 	// Version is reported by /v1/status.
 	Version string
+	// UI, if set, is the web dashboard (package ui), served at /ui/; GET /
+	// then redirects there. It authenticates its own pages.
+	UI http.Handler
 	// Stats, if set, gives the sampled part of GET /v1/stats (series, WAL
 	// rates, recovery); the API adds the queues. It is called once per
 	// request and must be safe for concurrent use. Without it the series
@@ -138,6 +148,15 @@ type Options struct {
 	// Instrument, if set, wraps the handler of every route (metrics).
 	// route is the ServeMux pattern, e.g. "POST /v1/jobs/{id}/complete".
 	Instrument func(route string, h http.Handler) http.Handler
+}
+
+// SessionAuth checks the session of a request: package ui implements it for
+// the web UI's cookies.
+type SessionAuth interface {
+	// Session reports whether r carries the cookie of a live session (ok),
+	// and whether r also carries that session's CSRF token (csrf). It is
+	// called from request goroutines, concurrently.
+	Session(r *http.Request) (ok, csrf bool)
 }
 
 // API is the HTTP API. Create it with New; it is safe for concurrent use.
@@ -259,6 +278,10 @@ func (a *API) Handler() http.Handler {
 	v1("GET /v1/cluster", a.cluster)
 	v1("POST /v1/cluster/join", a.clusterJoin)
 	v1("POST /v1/cluster/remove", a.clusterRemove)
+	if a.o.UI != nil {
+		a.handle(mux, "/ui/", a.o.UI)
+		a.handle(mux, "GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	a.handle(mux, "GET /healthz", http.HandlerFunc(a.healthz))
 	a.handle(mux, "GET /readyz", http.HandlerFunc(a.readyz))
 	return &router{a: a, mux: mux}
@@ -296,26 +319,42 @@ func (a *API) serveV1(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 	}
 }
 
-// authenticate checks the bearer token of a /v1 request.
+// authenticate checks the bearer token of a /v1 request, or else its
+// session cookie (and CSRF token) if Options.Sessions is set.
 func (a *API) authenticate(r *http.Request) error {
 	if !a.auth {
 		return nil
+	}
+	if a.o.Sessions != nil && r.Header.Get("Authorization") == "" {
+		if ok, csrf := a.o.Sessions.Session(r); ok {
+			if !csrf && r.Method != http.MethodGet && r.Method != http.MethodHead {
+				return &httpError{status: http.StatusForbidden, code: api.CodeForbidden,
+					msg: "missing or wrong X-CSRF-Token header: a call authenticated by a session cookie must carry its session's CSRF token"}
+			}
+			return nil
+		}
 	}
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return &httpError{status: http.StatusUnauthorized, code: api.CodeUnauthorized,
 			msg: "missing bearer token: send Authorization: Bearer <token>", authenticate: `Bearer realm="beaver-raft"`}
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	ok := 0
-	for i := range a.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], a.tokens[i][:])
-	}
-	if ok != 1 {
+	if !a.ValidToken(strings.TrimSpace(token)) {
 		return &httpError{status: http.StatusUnauthorized, code: api.CodeUnauthorized,
 			msg: "invalid bearer token", authenticate: `Bearer realm="beaver-raft", error="invalid_token"`}
 	}
 	return nil
+}
+
+// ValidToken reports whether token is one of Options.Tokens, comparing in
+// constant time. The web UI's login checks tokens with it.
+func (a *API) ValidToken(token string) bool {
+	sum := sha256.Sum256([]byte(token))
+	ok := 0
+	for i := range a.tokens {
+		ok |= subtle.ConstantTimeCompare(sum[:], a.tokens[i][:])
+	}
+	return ok == 1
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
