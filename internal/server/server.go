@@ -1,12 +1,14 @@
 // Package server composes Beaver-Raft: the replica, the scheduler loops, the
-// worker pool, the HTTP API and the metrics listener.
+// worker pool, the HTTP API (with the web UI at /ui/) and the metrics
+// listener.
 //
 // # Start order
 //
 //  1. Both listeners open first, so /healthz answers and /readyz says 503
 //     while recovery runs.
 //  2. The replica opens the data directory and recovers.
-//  3. The API starts serving /v1; the scheduler and the worker pool start.
+//  3. The API starts serving /v1; the scheduler, the worker pool and the
+//     UI's stats sampler start.
 //
 // # Shutdown order (on context cancel: SIGINT or SIGTERM)
 //
@@ -14,7 +16,7 @@
 //  2. The worker pool stops leasing and waits up to shutdown_timeout for
 //     running jobs (what is still running then returns to the queue on the
 //     next start).
-//  3. The scheduler loops stop.
+//  3. The scheduler loops and the UI's stats sampler stop.
 //  4. The replica closes: it takes a snapshot so the next start is quick,
 //     and releases the data directory.
 //  5. The metrics listener closes.
@@ -51,6 +53,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/replica/local"
 	"github.com/beaver-raft/beaver-raft/internal/replica/raftrep"
 	"github.com/beaver-raft/beaver-raft/internal/scheduler"
+	"github.com/beaver-raft/beaver-raft/internal/ui"
 	"github.com/beaver-raft/beaver-raft/internal/wal"
 	"github.com/beaver-raft/beaver-raft/internal/worker"
 )
@@ -89,6 +92,7 @@ type Server struct {
 	met *metrics.Metrics
 	reg *prometheus.Registry
 	api *httpapi.API
+	ui  *ui.UI
 
 	rep     atomic.Pointer[replicaRef]
 	ready   chan struct{}
@@ -129,6 +133,11 @@ func New(o Options) (*Server, error) {
 		MaxPayload:         int64(c.Limits.MaxPayload),
 		MaxQueueDepth:      c.Limits.MaxQueueDepth,
 	}
+	uo := ui.Options{Counters: ui.MetricsCounters(s.met), Clock: o.Clock, Logger: o.Logger}
+	if len(c.Auth.Tokens) > 0 {
+		uo.CheckToken = func(token string) bool { return s.api.ValidToken(token) }
+	}
+	s.ui = ui.New(uo)
 	s.api = httpapi.New(httpapi.Options{
 		Clock:              o.Clock,
 		Logger:             o.Logger,
@@ -146,6 +155,9 @@ func New(o Options) (*Server, error) {
 		Retry:              backoff.Policy{Base: c.Retry.Base.Duration(), Max: c.Retry.Max.Duration()},
 		Version:            o.Version,
 		Instrument:         s.met.Instrument,
+		UI:                 s.ui,
+		Sessions:           s.ui,
+		Stats:              s.ui.Stats,
 	})
 	return s, nil
 }
@@ -311,6 +323,7 @@ func (s *Server) Run(ctx context.Context) error {
 	rec := rep.Status().Recovery
 	var jobs int
 	rep.Read(func(m *fsm.Machine) { jobs = m.Len() })
+	s.ui.Recovered(s.o.Clock(), jobs)
 	s.log.Info("ready",
 		"recovery", rec.Duration.Round(time.Microsecond).String(),
 		"jobs_recovered", jobs,
@@ -318,6 +331,7 @@ func (s *Server) Run(ctx context.Context) error {
 		"records_replayed", rec.RecordsReplayed,
 		"requeued_in_flight", rec.RequeuedJobs,
 		"api", "http://"+apiLn.Addr().String(),
+		"ui", "http://"+apiLn.Addr().String()+"/ui/",
 		"metrics", "http://"+metLn.Addr().String()+"/metrics",
 		"workers", c.Workers,
 		"handlers", fmt.Sprint(s.handlerTypes))
@@ -343,6 +357,10 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopSched()
 	schedDone := make(chan struct{})
 	go func() { s.leaderOnly(schedCtx, rep, sched); close(schedDone) }()
+	uiCtx, stopUI := context.WithCancel(runCtx)
+	defer stopUI()
+	uiDone := make(chan struct{})
+	go func() { s.ui.Run(uiCtx); close(uiDone) }()
 
 	var runErr error
 	poolStopped := false
@@ -367,9 +385,11 @@ func (s *Server) Run(ctx context.Context) error {
 			runErr = err
 		}
 	}
-	// 3. scheduler
+	// 3. scheduler, stats sampler
 	stopSched()
 	<-schedDone
+	stopUI()
+	<-uiDone
 	// 4. replica
 	s.rep.Store(nil)
 	if err := rep.Close(); err != nil && runErr == nil {
