@@ -178,7 +178,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", ContentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // not no-referrer: browsers then send Origin: null with form posts
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	u.mux.ServeHTTP(w, r)
 }

@@ -807,7 +807,7 @@
       retryBtn.disabled = cancelBtn.disabled = true;
       try {
         show(await request('POST', '/v1/jobs/' + encodeURIComponent(id) + '/' + action));
-        message.textContent = action === 'retry' ? 'Retried: the job is ' + LABEL[job.state] + ' now.' : 'Canceled.';
+        message.textContent = (action === 'retry' ? 'Retried: the job went back to ' + LABEL[job.state] : 'Canceled') + ' at ' + clockTime(new Date().toISOString()).slice(11) + '.';
       } catch (e) {
         message.textContent = (action === 'retry' ? 'Retry refused: ' : 'Cancel refused: ') + e.message;
         refresh();
