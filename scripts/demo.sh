@@ -36,6 +36,7 @@ go build -o "$bin" ./cmd/beaver-raft
 say "start the server on a fresh data directory"
 start
 grep 'msg=ready' "$data/server.log" | tail -1
+echo "watch it in the dashboard: http://$api/ui/"
 
 say "enqueue examples/jobs.json, then 3000 sleep jobs of 20ms (some will be running at the kill)"
 "$bin" enqueue --server "http://$api" --file examples/jobs.json
