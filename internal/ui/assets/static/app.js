@@ -676,7 +676,9 @@
         }
       }
       if (c === '"') return { str: string() };
-      const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+      const lit = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+      lit.lastIndex = i;
+      const m = lit.exec(text);
       if (!m) fail();
       i += m[0].length;
       return { lit: m[0] };
@@ -771,8 +773,20 @@
       const key = JSON.stringify([j.last_error, j.result, j.payload]);
       if (key === lastBlocks) return;
       lastBlocks = key;
-      const doc = parseLossless(text);
-      const field = (name) => doc.obj.find((e) => e[0] === name);
+      let field;
+      try {
+        const doc = parseLossless(text);
+        field = (name) => doc.obj.find((e) => e[0] === name);
+      } catch (e) {
+        // Not expected: the API's JSON is valid. Fall back to the parsed
+        // values (numbers beyond 2^53 may be rounded then).
+        console.warn('job ' + id + ': ' + e.message);
+        field = (name) => {
+          if (j[name] === undefined) return undefined;
+          const src = JSON.stringify(j[name]);
+          return [name, parseLossless(src), 0, src.length];
+        };
+      }
       const kids = [];
       kids.push(el('section', { class: 'panel' }, el('h2', null, 'Last error'),
         j.last_error ? el('pre', { class: 'data error-text', id: 'job-error' }, j.last_error) : el('p', { class: 'muted', id: 'job-error' }, 'none')));
