@@ -331,8 +331,8 @@ func (s *Server) Run(ctx context.Context) error {
 		"records_replayed", rec.RecordsReplayed,
 		"requeued_in_flight", rec.RequeuedJobs,
 		"api", "http://"+apiLn.Addr().String(),
-		"ui", "http://"+apiLn.Addr().String()+"/ui/",
 		"metrics", "http://"+metLn.Addr().String()+"/metrics",
+		"ui", "http://"+apiLn.Addr().String()+"/ui/",
 		"workers", c.Workers,
 		"handlers", fmt.Sprint(s.handlerTypes))
 	close(s.ready)
