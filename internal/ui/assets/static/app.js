@@ -305,6 +305,7 @@
     const snapFacts = el('div', { id: 'snapshot' });
     const recFacts = el('div', { id: 'recovery' });
     const srvFacts = el('div', { id: 'server' });
+    const clusterBox = el('section', { class: 'panel wide', id: 'panel-cluster', hidden: true });
     main.append(
       el('section', { class: 'panel wide', id: 'panel-counts' },
         el('h2', null, 'Jobs by state', el('span', { class: 'unit' }, ' (number of jobs per queue; live)')), counts),
@@ -315,6 +316,7 @@
         panel('Last snapshot', null, snapFacts),
         panel('Last recovery', null, recFacts),
         panel('Server', null, srvFacts)),
+      clusterBox,
     );
 
     let stats = null, statsError = null, status = null;
@@ -324,6 +326,7 @@
       renderSnapshot(snapFacts, status);
       renderRecovery(recFacts, status, stats);
       renderServer(srvFacts, status);
+      renderCluster(clusterBox, status);
     }
     function renderCharts() {
       if (statsError) {
@@ -431,7 +434,11 @@
         ['Written', bytes(r.bytes_per_second) + '/s'],
       );
     }
-    box.replaceChildren(facts(rows));
+    const kids = [facts(rows)];
+    if (st.cluster) {
+      kids.push(el('p', { class: 'muted small' }, 'In cluster mode the log is raft\'s (see Cluster below): the segment and fsync figures of the single-node WAL do not apply.'));
+    }
+    box.replaceChildren(...kids);
   }
 
   function renderSnapshot(box, st) {
@@ -476,6 +483,37 @@
       ['Up for', duration(st.uptime)],
       ['Jobs held', plural(Object.values(st.jobs || {}).reduce((a, b) => a + b, 0), 'job', 'jobs')],
     ]));
+  }
+
+  // renderCluster shows the raft figures of a node in cluster mode: what
+  // this node knows of itself and of the configured servers.
+  function renderCluster(box, st) {
+    const c = st && st.cluster;
+    box.hidden = !c;
+    if (!c) { box.replaceChildren(); return; }
+    const rows = c.servers.map((v) => el('tr', { dataset: { node: v.id } },
+      el('td', null, v.id, v.id === c.node_id ? el('span', { class: 'muted' }, ' (this node)') : null),
+      el('td', null, v.leader ? 'leader' : v.voter ? 'follower' : 'non-voter'),
+      el('td', { class: 'mono' }, v.raft_addr)));
+    box.replaceChildren(
+      el('h2', null, 'Cluster', el('span', { class: 'unit' }, ' (as node ' + c.node_id + ' sees it)')),
+      el('div', { class: 'grid' },
+        facts([
+          ['This node', c.node_id + ', ' + c.role, { id: 'cluster-role' }],
+          ['Leader', c.leader_id ? c.leader_id + ' at ' + c.leader_addr : 'none known', c.leader_id ? null : { class: 'bad' }],
+          ['Term', count(c.term)],
+          ['Leader changes', plural(c.leader_changes, 'change', 'changes') + ' since start'],
+        ]),
+        facts([
+          ['Commit index', count(c.commit_index)],
+          ['Applied index', count(c.applied_index)],
+          ['Lag', plural(c.lag, 'entry', 'entries') + ' committed, not applied yet', { id: 'cluster-lag' }],
+          ['Last contact', c.role === 'leader' ? '— (leader)' : duration(c.last_contact) + ' ago'],
+        ])),
+      el('div', { class: 'table-wrap' }, el('table', null,
+        el('thead', null, el('tr', null, el('th', null, 'Node'), el('th', null, 'Role'), el('th', null, 'Raft address'))),
+        el('tbody', null, rows))),
+      el('p', { class: 'muted small' }, 'Each node reports only its own term and lag; open the dashboard of another node to see its figures.'));
   }
 
   // ------------------------------------------------------------------ jobs
