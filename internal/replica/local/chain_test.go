@@ -142,6 +142,7 @@ func TestCorruptDeltaFallsBack(t *testing.T) {
 		t.Run(fmt.Sprint(which), func(t *testing.T) {
 			dir := t.TempDir()
 			o := testOpts(dir)
+			o.SegmentSize = 16 << 10 // the WAL is truncated up to the chain's base
 			want := chainFixture(t, o, 4)
 			_, delta := snapFiles(t, dir)
 			flipMiddle(t, delta[which])

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
@@ -18,9 +19,14 @@ import (
 // more than Options.SnapshotDeltaRatio of the base, the same capture is
 // also written as a new full base, throttled to Options.SnapshotBaseRate
 // bytes/s so that it does not flood the disk the WAL fsyncs to; pruning
-// then drops the chain before the previous one. The WAL is truncated up to
-// the oldest kept chain's tip: falling back to it, or to any prefix of a
-// newer chain, finds every record it needs.
+// then drops the chain before the previous one. A new base is also written
+// once the WAL kept since the current base outgrows the base (or 64 MiB),
+// so that the WAL stays bounded however few pages the traffic touches.
+//
+// The WAL is truncated up to the newest chain's base or the oldest kept
+// chain's tip, whichever is older: a damaged delta falls back to the file
+// before it, a damaged base to the older chain's tip, and either finds
+// every record it needs in the WAL.
 
 // Defaults of the chain options.
 const (
@@ -113,9 +119,11 @@ func (r *Replica) takeSnapshot(compact bool) error {
 	r.noteSnapshot(lsn, meta.Size, d)
 	r.log.Info("snapshot taken", "kind", meta.Kind, "lsn", lsn, "jobs", snap.Jobs(), "bytes", meta.Size, "duration", d)
 
-	if compact && delta && float64(r.chain.deltaBytes) > r.opts.SnapshotDeltaRatio*float64(r.chain.base.Size) {
+	walBytes := r.wal.Stats().Bytes
+	if compact && delta && (float64(r.chain.deltaBytes) > r.opts.SnapshotDeltaRatio*float64(r.chain.base.Size) ||
+		walBytes > max(r.chain.base.Size, DefaultSnapshotBytes)) {
 		cstart := time.Now()
-		r.log.Debug("writing new base snapshot", "lsn", lsn, "chain_delta_bytes", r.chain.deltaBytes, "base_bytes", r.chain.base.Size)
+		r.log.Debug("writing new base snapshot", "lsn", lsn, "chain_delta_bytes", r.chain.deltaBytes, "base_bytes", r.chain.base.Size, "wal_bytes", walBytes)
 		base, err := r.writeFull(snap, lsn, true)
 		cd := time.Since(cstart)
 		if r.opts.OnSnapshot != nil {
@@ -176,15 +184,15 @@ func (r *Replica) writeDelta(snap *fsm.Snapshot, lsn uint64) (snapshot.Meta, err
 	return sink.Close()
 }
 
-// truncateWAL deletes the segments that every kept chain covers up to its
-// tip, so that falling back to the oldest kept chain (or to any prefix of
-// a newer one) still finds its WAL.
+// truncateWAL deletes the segments before the newest chain's base and
+// before every kept chain's tip, so that falling back to any prefix of the
+// newest chain, or to the tip of an older one, still finds its WAL.
 func (r *Replica) truncateWAL() error {
 	cat, err := r.snaps.Catalog()
 	if err != nil || len(cat.Chains) == 0 {
 		return err
 	}
-	oldest := cat.Chains[0].Tip().LSN
+	oldest := cat.Chains[0].Base.LSN
 	for _, c := range cat.Chains {
 		oldest = min(oldest, c.Tip().LSN)
 	}
@@ -286,7 +294,8 @@ func (r *Replica) restoreChains(cat snapshot.Catalog) (used []snapshot.Meta, ski
 	if len(used) == 0 {
 		r.m = fsm.New()
 	}
-	// Only files newer than the restore point were skipped; older ones are
+	// Only files at or after the restore point were skipped (a damaged new
+	// base at the LSN of the older chain's tip, say); older ones are
 	// leftovers that pruning deletes.
 	var point uint64
 	if len(used) > 0 {
@@ -294,7 +303,7 @@ func (r *Replica) restoreChains(cat snapshot.Catalog) (used []snapshot.Meta, ski
 	}
 	var newer []skippedFile
 	for _, s := range skipped {
-		if s.m.LSN > point {
+		if s.m.LSN >= point && !slices.ContainsFunc(used, func(u snapshot.Meta) bool { return u.Path == s.m.Path }) {
 			newer = append(newer, s)
 		}
 	}
