@@ -43,6 +43,9 @@ func (s *Store) CreateDelta(lsn uint64, createdAt time.Time, parent Meta) (*Sink
 }
 
 func (s *Store) create(h header, createdAt time.Time) (*Sink, error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
 	ns, err := encodeTime(createdAt)
 	if err != nil {
 		return nil, err

@@ -36,7 +36,15 @@ type Options struct {
 	// Logger receives warnings (corrupt files skipped or pruned, failed
 	// pruning); nil discards them.
 	Logger *slog.Logger
+	// ReadOnly opens the directory for inspection (List, Catalog, OpenBody,
+	// Verify) without changing anything: Open neither creates the directory
+	// nor removes temp files, and Create, CreateDelta and Prune fail. For
+	// offline checks of a stopped server's directory.
+	ReadOnly bool
 }
+
+// ErrReadOnly is returned by the writing methods of a read-only Store.
+var ErrReadOnly = errors.New("snapshot: store opened read-only")
 
 // Meta describes one snapshot file.
 type Meta struct {
@@ -80,10 +88,11 @@ func (m Meta) BaseLink() Link {
 // process) may use a directory at a time: the caller holds the data
 // directory lock.
 type Store struct {
-	dir  string
-	fs   vfs.FS
-	keep int
-	log  *slog.Logger
+	dir      string
+	fs       vfs.FS
+	keep     int
+	log      *slog.Logger
+	readOnly bool
 
 	mu  sync.Mutex // held while renaming a sink into place and pruning
 	seq atomic.Uint64
@@ -96,7 +105,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Keep < 0 {
 		return nil, fmt.Errorf("snapshot: Options.Keep is %d, want at least 1 (or 0 for the default %d)", opts.Keep, KeepDefault)
 	}
-	s := &Store{dir: dir, fs: opts.FS, keep: opts.Keep, log: opts.Logger}
+	s := &Store{dir: dir, fs: opts.FS, keep: opts.Keep, log: opts.Logger, readOnly: opts.ReadOnly}
 	if s.fs == nil {
 		s.fs = vfs.OS
 	}
@@ -105,6 +114,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.readOnly {
+		return s, nil
 	}
 	if err := s.fs.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("snapshot: create directory: %w", err)
@@ -159,6 +171,9 @@ func (s *Store) path(lsn uint64, kind Kind) string {
 // are not listed.
 func (s *Store) List() ([]Meta, error) {
 	names, err := s.fs.ReadDir(s.dir)
+	if s.readOnly && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: list %s: %w", s.dir, err)
 	}
@@ -330,6 +345,9 @@ func (s *Store) restoreOne(m Meta, restore func(Meta, io.Reader) error) error {
 // Sink.Close prunes after publishing; call Prune to retry after a pruning
 // failure or a change of Keep.
 func (s *Store) Prune() error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.prune("")

@@ -322,15 +322,20 @@ func (r *Replica) recover() error {
 // refuses rather than start without an acknowledged record, naming the
 // skipped files (each error gives file and offset) and the missing LSNs.
 func (r *Replica) checkCoverage(skipped []skippedFile) error {
-	first, last := r.wal.FirstLSN(), r.wal.LastLSN()
+	return coverage(r.applied, r.wal.FirstLSN(), r.wal.LastLSN(), skipped)
+}
+
+// coverage is checkCoverage for a restore point applied and a WAL holding
+// records first..last (first 0: none, and last is where it ends).
+func coverage(applied, first, last uint64, skipped []skippedFile) error {
 	var newest uint64
 	var damage []error
 	for _, s := range skipped {
 		newest = max(newest, s.m.LSN)
 		damage = append(damage, s.err)
 	}
-	point := "the snapshot covers only up to LSN " + fmt.Sprint(r.applied)
-	if r.applied == 0 {
+	point := "the snapshot covers only up to LSN " + fmt.Sprint(applied)
+	if applied == 0 {
 		point = "no snapshot is usable"
 	}
 	why := func(format string, args ...any) error {
@@ -341,12 +346,12 @@ func (r *Replica) checkCoverage(skipped []skippedFile) error {
 		return fmt.Errorf("recover: %s; skipped snapshots: %w", msg, errors.Join(damage...))
 	}
 	switch {
-	case first == 0 && last > r.applied:
-		return why("the WAL holds no records and ends at LSN %d but %s: records %d..%d are missing", last, point, r.applied+1, last)
-	case first > r.applied+1:
-		return why("the WAL starts at LSN %d but %s: records %d..%d are missing", first, point, r.applied+1, first-1)
-	case last < r.applied:
-		return why("the snapshot covers LSN %d but the WAL ends at LSN %d", r.applied, last)
+	case first == 0 && last > applied:
+		return why("the WAL holds no records and ends at LSN %d but %s: records %d..%d are missing", last, point, applied+1, last)
+	case first > applied+1:
+		return why("the WAL starts at LSN %d but %s: records %d..%d are missing", first, point, applied+1, first-1)
+	case last < applied:
+		return why("the snapshot covers LSN %d but the WAL ends at LSN %d", applied, last)
 	case last < newest:
 		return why("a skipped snapshot covers LSN %d but the WAL ends at LSN %d and %s: records %d..%d are missing", newest, last, point, last+1, newest)
 	}
