@@ -18,7 +18,8 @@ type VerifyReport struct {
 	// is damaged beyond a torn tail (Open would refuse).
 	WAL    wal.Report
 	WALErr error
-	// Files lists every snapshot file, newest first, with its verdict.
+	// Files lists every snapshot file with its verdict: chain by chain
+	// (newest chain first, base first), then the files in no chain.
 	Files []FileCheck
 	// Chains is the number of complete chains (header, links and trailer
 	// check out; the bodies may still be damaged, see Files).
@@ -94,20 +95,20 @@ func Verify(dir string, fsys vfs.FS) (VerifyReport, error) {
 			return rep, err
 		}
 		rep.Files = append(rep.Files, FileCheck{Meta: c.Base, Role: fmt.Sprintf("base of chain %d", ci+1), Err: err})
-		broken := err
+		broken, brokenPath := err, c.Base.Path
 		for di, d := range c.Deltas {
 			fc := FileCheck{Meta: d, Role: fmt.Sprintf("delta %d of chain %d", di+1, ci+1)}
 			if broken != nil {
 				// the state it applies onto is unknown: check the file alone
 				fc.Err = checkDeltaAlone(store, d)
 				if fc.Err == nil {
-					fc.Err = fmt.Errorf("%w: follows the damaged %s", snapshot.ErrUnlinked, c.Base.Path)
+					fc.Err = fmt.Errorf("%w: follows the damaged %s", snapshot.ErrUnlinked, brokenPath)
 				}
 			} else if fc.Err = r.restoreFile(d); fc.Err != nil {
 				if !errors.Is(fc.Err, snapshot.ErrCorrupt) {
 					return rep, fc.Err
 				}
-				broken = fc.Err
+				broken, brokenPath = fc.Err, d.Path
 			}
 			rep.Files = append(rep.Files, fc)
 		}
