@@ -19,13 +19,17 @@ import (
 //	present : uvarint length | ceil(dirLen/8) bytes, bit i (LSB first) set
 //	          when directory slot i holds a page
 //	pages   : per page in page-number order: uvarint page number |
-//	          uvarint jobs | per job in id order: uvarint length | job record
+//	          uvarint (jobs << 1 | sparse) | if sparse: 512-byte slot map,
+//	          bit s (LSB first) set when slot s holds a job |
+//	          per job in id order: uvarint length | job record
 //	trailer : magic "BVRFSMDE" | u64 LE jobs written | u32 LE CRC-32C of every
 //	          byte before the trailer
 //
-// A page in the delta replaces the whole page of the parent state (jobs
-// absent from it were purged); a present slot whose page is not in the delta
-// keeps the parent's page; a slot without the present bit, or outside
+// A whole page in the delta replaces the parent's page (jobs absent from it
+// were purged); a sparse page holds the jobs changed since the parent, and
+// its slot map says which of the parent's other jobs remain (the page is
+// written sparse when fewer than a quarter of its jobs changed); a present
+// slot whose page is not in the delta keeps the parent's page; a slot without the present bit, or outside
 // [dirBase, dirBase+dirLen), holds no job. The indexes are rebuilt from the
 // jobs, as by Restore. docs/wire-format-snapshot.md shows how deltas chain.
 const (
@@ -119,25 +123,54 @@ func (s *Snapshot) WriteDeltaTo(w io.Writer, k Mark) (int64, error) {
 		if !dirty(p) {
 			continue
 		}
-		e.buf = binary.AppendUvarint(e.buf, t.base+uint64(i))
-		e.buf = binary.AppendUvarint(e.buf, uint64(p.live))
-		live := 0
+		pn := t.base + uint64(i)
+		// A page of which few jobs changed is written sparse: which slots
+		// hold a job now, and the changed jobs only.
+		changed := 0
+		if k.ok {
+			for _, j := range p.slots {
+				if j != nil && j.gen > k.gen {
+					changed++
+				}
+			}
+		}
+		sparse := k.ok && p.gen > k.gen && changed*sparseFactor < int(p.live)
+		cnt := int(p.live)
+		if sparse {
+			cnt = changed
+		}
+		e.buf = binary.AppendUvarint(e.buf, pn)
+		flag := uint64(0)
+		if sparse {
+			flag = 1
+		}
+		e.buf = binary.AppendUvarint(e.buf, uint64(cnt)<<1|flag)
+		if sparse {
+			var bm [pageSize / 8]byte
+			for si, j := range p.slots {
+				if j != nil {
+					bm[si/8] |= 1 << (si % 8)
+				}
+			}
+			e.buf = append(e.buf, bm[:]...)
+		}
+		wrote := 0
 		for _, j := range p.slots {
-			if j == nil {
+			if j == nil || (sparse && j.gen <= k.gen) {
 				continue
 			}
 			rec = appendJob(rec[:0], j)
 			e.buf = binary.AppendUvarint(e.buf, uint64(len(rec)))
 			e.buf = append(e.buf, rec...)
-			live++
+			wrote++
 			if len(e.buf) >= 192<<10 {
 				e.flush()
 			}
 		}
-		if e.err == nil && live != int(p.live) {
-			e.err = fmt.Errorf("fsm: delta page %d counted %d jobs but holds %d", t.base+uint64(i), p.live, live)
+		if e.err == nil && wrote != cnt {
+			e.err = fmt.Errorf("fsm: delta page %d counted %d jobs but holds %d", pn, cnt, wrote)
 		}
-		n += live
+		n += wrote
 		if e.err != nil {
 			break
 		}
@@ -155,6 +188,11 @@ func (s *Snapshot) WriteDeltaTo(w io.Writer, k Mark) (int64, error) {
 	return e.n, err
 }
 
+// sparseFactor: a dirty page is written sparse when fewer than 1 in
+// sparseFactor of its jobs changed (the 512-byte slot map then costs less
+// than the jobs it saves).
+const sparseFactor = 4
+
 // Delta is a decoded delta, checked but not yet applied. See ReadDelta.
 type Delta struct {
 	now                    int64
@@ -168,10 +206,16 @@ type Delta struct {
 	written                int         // jobs in pages
 }
 
+// deltaPage is one page of a delta: whole (p), or sparse (live says which
+// slots hold a job, p holds the changed ones; the others are the parent's).
 type deltaPage struct {
-	pn uint64
-	p  *page
+	pn     uint64
+	p      *page
+	sparse bool
+	live   *[pageSize / 8]byte
 }
+
+func (dp *deltaPage) liveAt(slot int) bool { return dp.live[slot/8]&(1<<(slot%8)) != 0 }
 
 // Applied is the applied count of the state the delta leads to.
 func (d *Delta) Applied() uint64 { return d.applied }
@@ -260,20 +304,33 @@ func (m *Machine) readDelta(r io.Reader) (*Delta, error) {
 		if err != nil {
 			return nil, err
 		}
-		cnt, err := rd.uvarint()
+		word, err := rd.uvarint()
 		if err != nil {
 			return nil, err
 		}
+		sparse, cnt := word&1 == 1, word>>1
 		switch {
 		case pn < d.dirBase || pn-d.dirBase >= dirLen || !d.presentAt(int(pn-d.dirBase)):
 			return nil, fmt.Errorf("%w: delta page %d is not a present slot of the directory", ErrCorrupt, pn)
 		case havePN && pn <= lastPN:
 			return nil, fmt.Errorf("%w: delta page %d out of order", ErrCorrupt, pn)
-		case cnt == 0 || cnt > pageSize:
+		case (cnt == 0 && !sparse) || cnt > pageSize:
 			return nil, fmt.Errorf("%w: delta page %d holds %d jobs", ErrCorrupt, pn, cnt)
 		}
 		havePN, lastPN = true, pn
-		p := &page{gen: m.gen}
+		dp := deltaPage{pn: pn, p: &page{gen: m.gen}, sparse: sparse}
+		if sparse {
+			bm, err := rd.take(pageSize / 8)
+			if err != nil {
+				return nil, err
+			}
+			dp.live = new([pageSize / 8]byte)
+			copy(dp.live[:], bm)
+			if *dp.live == ([pageSize / 8]byte{}) {
+				return nil, fmt.Errorf("%w: sparse delta page %d holds no job", ErrCorrupt, pn)
+			}
+		}
+		p := dp.p
 		var lastID uint64
 		for k := uint64(0); k < cnt; k++ {
 			rec, err := rd.record()
@@ -287,12 +344,15 @@ func (m *Machine) readDelta(r io.Reader) (*Delta, error) {
 			if j.id>>pageBits != pn || (k > 0 && j.id <= lastID) || j.id >= d.nextID {
 				return nil, fmt.Errorf("%w: job id %d out of order, outside page %d or beyond next id %d", ErrCorrupt, j.id, pn, d.nextID)
 			}
+			if sparse && !dp.liveAt(int(j.id&(pageSize-1))) {
+				return nil, fmt.Errorf("%w: sparse delta page %d: job %d in a slot marked empty", ErrCorrupt, pn, j.id)
+			}
 			lastID = j.id
 			p.slots[j.id&(pageSize-1)] = j
 			p.live++
 		}
 		d.written += int(cnt)
-		d.pages = append(d.pages, deltaPage{pn: pn, p: p})
+		d.pages = append(d.pages, dp)
 	}
 	crc := rd.sum()
 	tr, err := rd.take(20)
@@ -341,9 +401,37 @@ func (m *Machine) ApplyDelta(d *Delta) error {
 	}
 	pages := make([]*page, d.dirLen)
 	replaced := make([]bool, d.dirLen)
+	var gone []*job // old jobs that leave: removed or replaced
+	var added []*job
 	for _, dp := range d.pages {
-		pages[dp.pn-d.dirBase] = dp.p
-		replaced[dp.pn-d.dirBase] = true
+		i := dp.pn - d.dirBase
+		replaced[i] = true
+		if !dp.sparse {
+			pages[i] = dp.p
+			continue
+		}
+		op := old(dp.pn)
+		if op == nil {
+			return fmt.Errorf("%w: sparse page %d is not in the state", ErrDeltaMismatch, dp.pn)
+		}
+		np := &page{gen: m.gen}
+		for si := range pageSize {
+			oj, nj := op.slots[si], dp.p.slots[si]
+			switch {
+			case !dp.liveAt(si):
+				// empty now
+			case nj != nil:
+				np.slots[si] = nj
+			case oj != nil:
+				np.slots[si] = oj
+			default:
+				return fmt.Errorf("%w: sparse page %d: slot %d holds a job in the delta and none in the state", ErrDeltaMismatch, dp.pn, si)
+			}
+			if np.slots[si] != nil {
+				np.live++
+			}
+		}
+		pages[i] = np
 	}
 	count := 0
 	for i := range pages {
@@ -362,9 +450,9 @@ func (m *Machine) ApplyDelta(d *Delta) error {
 	if uint64(count) != d.jobs {
 		return fmt.Errorf("%w: the state would hold %d jobs, the delta says %d", ErrDeltaMismatch, count, d.jobs)
 	}
-	// Take out every old page that is not kept as it is: its jobs leave
-	// the indexes and free their unique keys before the new ones come in
-	// (a key may move from one page to another).
+	// From here on nothing fails. Take out every old job that is not kept
+	// as it is: it leaves the indexes and frees its unique key before the
+	// new ones come in (a key may move from one job to another).
 	kept := func(pn uint64) bool {
 		if pn < d.dirBase || pn-d.dirBase >= uint64(d.dirLen) {
 			return false
@@ -373,25 +461,36 @@ func (m *Machine) ApplyDelta(d *Delta) error {
 		return d.presentAt(int(i)) && !replaced[i]
 	}
 	for i, p := range t.pages {
-		if p == nil || kept(t.base+uint64(i)) {
+		pn := t.base + uint64(i)
+		if p == nil || kept(pn) {
 			continue
 		}
-		for _, j := range p.slots {
-			if j != nil {
-				m.unindex(j)
-				m.releaseUnique(j)
+		np := (*page)(nil)
+		if pn >= d.dirBase && pn-d.dirBase < uint64(d.dirLen) {
+			np = pages[pn-d.dirBase]
+		}
+		for si, j := range p.slots {
+			if j != nil && (np == nil || np.slots[si] != j) {
+				gone = append(gone, j)
 			}
 		}
 	}
 	for _, dp := range d.pages {
-		for _, j := range dp.p.slots {
-			if j == nil {
-				continue
+		np := pages[dp.pn-d.dirBase]
+		for si, j := range dp.p.slots {
+			if j != nil && np.slots[si] == j {
+				added = append(added, j)
 			}
-			m.index(j)
-			if j.ext != nil && j.ext.uniqueKey != "" && !j.state.Final() {
-				m.unique[j.ext.uniqueKey] = j.id
-			}
+		}
+	}
+	for _, j := range gone {
+		m.unindex(j)
+		m.releaseUnique(j)
+	}
+	for _, j := range added {
+		m.index(j)
+		if j.ext != nil && j.ext.uniqueKey != "" && !j.state.Final() {
+			m.unique[j.ext.uniqueKey] = j.id
 		}
 	}
 	*t = pageTable{base: d.dirBase, pages: pages, count: count}
