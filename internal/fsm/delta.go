@@ -344,6 +344,11 @@ func (m *Machine) readDelta(r io.Reader) (*Delta, error) {
 			if j.id>>pageBits != pn || (k > 0 && j.id <= lastID) || j.id >= d.nextID {
 				return nil, fmt.Errorf("%w: job id %d out of order, outside page %d or beyond next id %d", ErrCorrupt, j.id, pn, d.nextID)
 			}
+			if int(j.attempt) > int(j.maxAttempts)+1 {
+				// the machine never makes one; Restore is more lenient only
+				// to keep reading what it always read
+				return nil, fmt.Errorf("%w: job %d: attempt %d beyond max attempts %d", ErrCorrupt, j.id, j.attempt, j.maxAttempts)
+			}
 			if sparse && !dp.liveAt(int(j.id&(pageSize-1))) {
 				return nil, fmt.Errorf("%w: sparse delta page %d: job %d in a slot marked empty", ErrCorrupt, pn, j.id)
 			}
