@@ -95,9 +95,15 @@ func TestCatalogChains(t *testing.T) {
 	if len(cat.Chains) != 2 || !slices.Equal(chainLSNs(cat.Chains[0]), []uint64{30, 40, 50, 70}) || !slices.Equal(chainLSNs(cat.Chains[1]), []uint64{10, 20, 30}) {
 		t.Fatalf("chains %+v", cat.Chains)
 	}
-	// the losing branch was pruned when d23b was published: it is older
-	// than the chain's tip
-	if len(cat.Unusable) != 0 || slices.Contains(dirNames(t, s.Dir()), filepath.Base(d22a.Path)) {
+	// the losing branch continues no chain; pruning deletes it, as it is
+	// older than the chain's tip
+	if len(cat.Unusable) != 1 || cat.Unusable[0].Meta.Path != d22a.Path || !errors.Is(cat.Unusable[0].Err, ErrUnlinked) {
+		t.Fatalf("unusable %+v", cat.Unusable)
+	}
+	if err := s.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if cat, _ = s.Catalog(); len(cat.Unusable) != 0 || slices.Contains(dirNames(t, s.Dir()), filepath.Base(d22a.Path)) {
 		t.Fatalf("unusable %+v, directory %v", cat.Unusable, dirNames(t, s.Dir()))
 	}
 	_, _ = d12, d23b
@@ -162,6 +168,12 @@ func TestPruneChains(t *testing.T) {
 	orphanOld := publishDelta(t, s, 35, Meta{LSN: 31, Kind: Full, BodyCRC: 1}, []byte("o"))
 	orphanNew := publishDelta(t, s, 99, Meta{LSN: 98, Kind: Full, BodyCRC: 1}, []byte("o"))
 	publishDelta(t, s, 50, b3, []byte("d"))
+	if got := dirNames(t, s.Dir()); !slices.Contains(got, filepath.Base(orphanOld.Path)) {
+		t.Fatalf("publishing a delta pruned: directory holds %v", got)
+	}
+	if err := s.Prune(); err != nil {
+		t.Fatal(err)
+	}
 	got := dirNames(t, s.Dir())
 	if slices.Contains(got, filepath.Base(orphanOld.Path)) || !slices.Contains(got, filepath.Base(orphanNew.Path)) {
 		t.Fatalf("orphans: directory holds %v", got)

@@ -145,7 +145,8 @@
 //
 // # Pruning
 //
-// After each publish (and on Store.Prune) the store keeps the newest
+// After each publish of a full snapshot (and on Store.Prune; a delta
+// changes no chain but its own) the store keeps the newest
 // Options.Keep complete chains (default 2) and the chain of the file just
 // published, and deletes the files of the other chains, newest delta
 // first. "Complete" means header, link block and trailer check out and

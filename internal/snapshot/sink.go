@@ -156,8 +156,8 @@ func (k *Sink) Write(p []byte) (int, error) {
 // Close publishes the snapshot: it flushes the body, appends the trailer,
 // fsyncs and closes the temp file, renames it to its final name and fsyncs
 // the directory. Only then is the snapshot durable, and Close returns its
-// Meta. Finally it prunes the directory to Options.Keep complete snapshots
-// (never deleting the one just published); a pruning failure is logged, not
+// Meta. Finally, for a full snapshot, it prunes the directory to
+// Options.Keep complete chains (never deleting the one just published); a pruning failure is logged, not
 // returned, because the snapshot is published: Store.Prune retries.
 //
 // If any step fails, or an earlier Write failed, Close returns the error and
@@ -214,8 +214,13 @@ func (k *Sink) Close() (Meta, error) {
 		Parent:    k.h.parent,
 		Base:      k.h.base,
 	}
-	if err := s.prune(k.final); err != nil {
-		s.log.Error("snapshot: prune after publishing", "file", k.final, "err", err)
+	// A delta extends its own chain and makes no other file prunable,
+	// except leftovers that continue no chain, which the next full
+	// snapshot's pruning (or Prune) deletes: skip the directory scan.
+	if k.h.kind == Full {
+		if err := s.prune(k.final); err != nil {
+			s.log.Error("snapshot: prune after publishing", "file", k.final, "err", err)
+		}
 	}
 	return m, nil
 }

@@ -205,7 +205,17 @@ func rssChild(dir string) {
 func BenchmarkProposeDuringSnapshot(b *testing.B) {
 	dir := b.TempDir()
 	fillDir(b, dir, 1_000_000, 0)
-	r, err := Open(Options{Dir: dir, NoSnapshotOnClose: true, SnapshotEvery: 1 << 40})
+	o := Options{Dir: dir, NoSnapshotOnClose: true, SnapshotEvery: 1 << 40}
+	// BENCH_DELTA_RATIO and BENCH_BASE_RATE (bytes/s) vary the chain options
+	fmt.Sscan(os.Getenv("BENCH_DELTA_RATIO"), &o.SnapshotDeltaRatio)
+	fmt.Sscan(os.Getenv("BENCH_BASE_RATE"), &o.SnapshotBaseRate)
+	var bases atomic.Int64
+	o.OnSnapshot = func(_ time.Duration, size int64, _ error) {
+		if size > 50<<20 {
+			bases.Add(1)
+		}
+	}
+	r, err := Open(o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -243,4 +253,5 @@ func BenchmarkProposeDuringSnapshot(b *testing.B) {
 	b.ReportMetric(q(1), "max-ms")
 	st := r.Status().Snapshot
 	b.ReportMetric(float64(st.Taken), "snapshots")
+	b.ReportMetric(float64(bases.Load()), "full-snapshots")
 }

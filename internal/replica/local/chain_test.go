@@ -33,8 +33,9 @@ func chainFixture(t *testing.T, o Options, snapshots int) [32]byte {
 		if err := r.Snapshot(); err != nil {
 			t.Fatal(err)
 		}
-		// change a few jobs of the last page: one page of ten per delta
-		enqueue(t, r, int64(100+s), `{"after":1}`)
+		// 1,000 new jobs (and one canceled): the tail pages, about one
+		// page of ten, go into the next delta whole
+		propose(t, r, &fsm.Command{Kind: fsm.KindEnqueue, Now: int64(100 + s), Jobs: specs})
 		propose(t, r, &fsm.Command{Kind: fsm.KindCancel, Now: int64(100 + s), ID: uint64(39990 - s)})
 	}
 	d := digest(r)
@@ -103,10 +104,10 @@ func TestChainCompaction(t *testing.T) {
 	o := testOpts(dir)
 	o.SnapshotDeltaRatio = 0.3
 	o.SegmentSize = 64 << 10
-	want := chainFixture(t, o, 12)
+	want := chainFixture(t, o, 24)
 	full, delta := snapFiles(t, dir)
-	if len(full) != 2 || len(full)+len(delta) > 12 {
-		t.Fatalf("want two bases after compactions, have %v %v", full, delta)
+	if len(full) != 2 || strings.Contains(full[0], fmt.Sprintf("%020d", 40)) {
+		t.Fatalf("want the two newest bases after several compactions (the first one, at LSN 40, pruned), have %v %v", full, delta)
 	}
 	o.NoSnapshotOnClose = true
 	r := open(t, o)

@@ -254,6 +254,7 @@ func (r *Replica) recover() error {
 		r.chain = chainState{ok: true, base: used[0], tip: tip}
 		for _, d := range used[1:] {
 			r.chain.deltaBytes += d.Size
+			r.chain.deltas++
 		}
 		if len(skipped) > 0 {
 			r.log.Warn("restored from an older snapshot", "file", tip.Path, "lsn", tip.LSN, "deltas", len(used)-1, "skipped", len(skipped))

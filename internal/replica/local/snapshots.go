@@ -21,7 +21,9 @@ import (
 // bytes/s so that it does not flood the disk the WAL fsyncs to; pruning
 // then drops the chain before the previous one. A new base is also written
 // once the WAL kept since the current base outgrows the base (or 64 MiB),
-// so that the WAL stays bounded however few pages the traffic touches.
+// so that the WAL stays bounded however few pages the traffic touches, and
+// after maxChainDeltas deltas. The WAL truncation point moves only when a
+// base is published, so a delta does not read the directory again.
 //
 // The WAL is truncated up to the newest chain's base or the oldest kept
 // chain's tip, whichever is older: a damaged delta falls back to the file
@@ -42,7 +44,17 @@ type chainState struct {
 	tip        snapshot.Meta // its newest file
 	mark       fsm.Mark      // the state at tip
 	deltaBytes int64         // the size of its deltas
+	deltas     int           // and their number
+	// truncated: the WAL was truncated up to what the chains on disk need
+	// (see truncateWAL) since the last full snapshot was published; a
+	// delta does not change that point, so the directory is not read again.
+	truncated bool
 }
+
+// maxChainDeltas bounds a chain's length (files to open at recovery) when
+// deltas are too small to reach the ratio: the next snapshot after it
+// writes a new base.
+const maxChainDeltas = 256
 
 // Snapshot takes a snapshot now (it waits for one already running).
 func (r *Replica) Snapshot() error {
@@ -111,6 +123,7 @@ func (r *Replica) takeSnapshot(compact bool) error {
 	}
 	if delta {
 		r.chain.deltaBytes += meta.Size
+		r.chain.deltas++
 		r.chain.tip = meta
 	} else {
 		r.chain = chainState{ok: true, base: meta, tip: meta}
@@ -121,7 +134,7 @@ func (r *Replica) takeSnapshot(compact bool) error {
 
 	walBytes := r.wal.Stats().Bytes
 	if compact && delta && (float64(r.chain.deltaBytes) > r.opts.SnapshotDeltaRatio*float64(r.chain.base.Size) ||
-		walBytes > max(r.chain.base.Size, DefaultSnapshotBytes)) {
+		walBytes > max(r.chain.base.Size, DefaultSnapshotBytes) || r.chain.deltas >= maxChainDeltas) {
 		cstart := time.Now()
 		r.log.Debug("writing new base snapshot", "lsn", lsn, "chain_delta_bytes", r.chain.deltaBytes, "base_bytes", r.chain.base.Size, "wal_bytes", walBytes)
 		base, err := r.writeFull(snap, lsn, true)
@@ -141,7 +154,14 @@ func (r *Replica) takeSnapshot(compact bool) error {
 			r.log.Info("new base snapshot taken", "lsn", lsn, "jobs", snap.Jobs(), "bytes", base.Size, "duration", cd)
 		}
 	}
-	return r.truncateWAL()
+	if r.chain.truncated {
+		return nil
+	}
+	if err := r.truncateWAL(); err != nil {
+		return err
+	}
+	r.chain.truncated = true
+	return nil
 }
 
 // noteSnapshot records a published snapshot in the status; snapMu is held.
