@@ -77,6 +77,9 @@ func Verify(dir string, fsys vfs.FS) (VerifyReport, error) {
 		fsys = vfs.OS
 	}
 	var rep VerifyReport
+	if isClusterDir(dir) {
+		return rep, fmt.Errorf("%s holds a cluster node's state (raft/): verify checks single-node data directories", dir)
+	}
 	store, err := snapshot.Open(filepath.Join(dir, "snapshots"), snapshot.Options{FS: fsys, ReadOnly: true})
 	if err != nil {
 		return rep, err
