@@ -84,6 +84,7 @@ See what it is doing:          beaver-raft status`,
 		newRunCmd(e),
 		newVersionCmd(e),
 		newWALCmd(e),
+		newVerifyCmd(e),
 		newRepairCmd(e, nil),
 		newBenchCmd(e),
 	)

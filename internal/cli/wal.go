@@ -20,16 +20,19 @@ func newWALCmd(e *env) *cobra.Command {
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", "./data", "data directory")
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every WAL record's framing, checksum and sequence",
+		Short: "Check every WAL record's framing, checksum and sequence (the WAL only)",
 		Long: `Check every WAL segment as the server does at start-up, without changing
 anything. Exit status 0: the log is clean (or has a torn tail the server
 would cut); 2: the log is damaged and the server would refuse to start.
+
+It checks the WAL only, not the snapshots: 'beaver-raft verify' checks both
+and says whether the server would open the directory.
 
   beaver-raft wal verify --data-dir ./data`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := wal.Verify(filepath.Join(dataDir, "wal"), vfs.OS)
-			printVerify(e.stdout, rep)
+			printVerify(e.stdout, rep, true)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -69,7 +72,7 @@ Run it with the server stopped, after 'beaver-raft wal verify'.
 	return c
 }
 
-func printVerify(w io.Writer, rep wal.Report) {
+func printVerify(w io.Writer, rep wal.Report, walOnly bool) {
 	for _, s := range rep.Segments {
 		state := "ok"
 		if !s.Checked {
@@ -80,7 +83,11 @@ func printVerify(w io.Writer, rep wal.Report) {
 	fmt.Fprintf(w, "%d segments, %d intact records, LSN %d-%d\n", len(rep.Segments), rep.Records, rep.FirstLSN, rep.LastLSN)
 	switch d := rep.Damage; {
 	case d == nil:
-		fmt.Fprintln(w, "ok: no damage")
+		if walOnly {
+			fmt.Fprintln(w, "WAL ok: no damage (the WAL only; 'beaver-raft verify' checks the snapshots too)")
+		} else {
+			fmt.Fprintln(w, "ok: no damage")
+		}
 	case d.Torn:
 		fmt.Fprintf(w, "torn tail: %s at offset %d (LSN %d, %d bytes): %s; the server cuts it at start-up (keeping a .broken copy)\n", d.File, d.Offset, d.LSN, d.Bytes, d.Reason)
 	default:

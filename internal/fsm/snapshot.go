@@ -34,6 +34,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // machine keeps applying commands.
 type Snapshot struct {
 	jobs      pageTable
+	gen       uint32 // every page and job of jobs has a generation <= gen
 	now       int64
 	nextID    uint64
 	nextLease uint64
@@ -46,6 +47,7 @@ type Snapshot struct {
 func (m *Machine) Capture() *Snapshot {
 	s := &Snapshot{
 		jobs:      m.jobs.clone(),
+		gen:       m.gen,
 		now:       m.now,
 		nextID:    m.nextID,
 		nextLease: m.nextLease,
@@ -362,6 +364,24 @@ func (c *chunkReader) record() ([]byte, error) {
 		return nil, fmt.Errorf("%w: record of %d bytes", ErrCorrupt, n)
 	}
 	return c.take(int(n))
+}
+
+// uvarint reads one uvarint.
+func (c *chunkReader) uvarint() (uint64, error) {
+	var n uint64
+	for shift := uint(0); ; shift += 7 {
+		b, err := c.take(1)
+		if err != nil {
+			return 0, err
+		}
+		if shift >= 63 && b[0] > 1 {
+			return 0, fmt.Errorf("%w: uvarint overflows", ErrCorrupt)
+		}
+		n |= uint64(b[0]&0x7f) << shift
+		if b[0] < 0x80 {
+			return n, nil
+		}
+	}
 }
 
 // sum is the checksum of everything handed out so far.

@@ -13,11 +13,26 @@
 //
 //	snap-<n as 20 decimal digits>.snap      e.g. snap-00000000000000001234.snap
 //
-// of mode 0600. While being written it is a temp file
-// snap-<n>.snap.<seq>.tmp in the same directory. Other names are never
+// of mode 0600, and a delta snapshot (see Deltas and chains) is
+//
+//	snap-<n as 20 decimal digits>.delta     e.g. snap-00000000000000001300.delta
+//
+// While being written either is a temp file snap-<n>.snap.<seq>.tmp (or
+// snap-<n>.delta.<seq>.tmp) in the same directory. Other names are never
 // listed, read or deleted.
 //
-// # Format (version 1)
+// # Deltas and chains
+//
+// A delta holds only what changed since its parent, a full snapshot or an
+// earlier delta; its body is the state machine's delta encoding, opaque
+// here like a full body. A version-2 header (kind delta) is followed by a
+// 32-byte link block naming the parent and the chain's full base, each by
+// LSN and body CRC, so chains are assembled (Catalog) from headers and
+// trailers alone: base, then each delta whose parent is the previous file.
+// Pruning keeps and deletes whole chains. docs/wire-format-snapshot.md has
+// the byte layout.
+//
+// # Format (version 1: full snapshots; version 2 adds deltas)
 //
 // All integers are little-endian. CRC-32C is the Castagnoli CRC of
 // hash/crc32 (hardware-accelerated on amd64 and arm64).
@@ -40,6 +55,9 @@
 //	LSN       the last WAL record the snapshot includes; equals the LSN in the file name.
 //	createdAt the time the creator passed to Create, in unix nanoseconds; 0 for the zero time.
 //	reserved  zero in version 1; a reader of version 1 rejects non-zero values.
+//	          Version 2 gives offset 12 the kind (0 full, 1 delta) and offset 32
+//	          the length of the link block after the header (0, or 32 for a
+//	          delta). Full snapshots are still written as version 1.
 //
 // Every version keeps the magic, the version field at offset 8, the header
 // size and the CRC at offset 36; a later version may give meaning to the
@@ -127,11 +145,14 @@
 //
 // # Pruning
 //
-// After each publish (and on Store.Prune) the store keeps the newest
-// Options.Keep complete snapshots (default 2) and the one just published,
-// and deletes the other complete ones. "Complete" means header and trailer
-// check out and agree with the file size; the body is not re-read. A
-// damaged file is deleted once a newer complete snapshot is kept (it can
-// never be the restore candidate again); a damaged file newer than every
-// complete one is kept, so the restorer reports it.
+// After each publish of a full snapshot (and on Store.Prune; a delta
+// changes no chain but its own) the store keeps the newest
+// Options.Keep complete chains (default 2) and the chain of the file just
+// published, and deletes the files of the other chains, newest delta
+// first. "Complete" means header, link block and trailer check out and
+// agree with the file size; the body is not re-read. A damaged file, or a
+// delta that continues no chain, is deleted once a kept chain's tip is newer
+// (it can never be the restore candidate again); one newer than every kept
+// tip is kept, so the restorer reports it. Without deltas this is exactly
+// the rule for single snapshots: each is a chain of one.
 package snapshot

@@ -170,10 +170,10 @@ func TestCloseFaults(t *testing.T) {
 			if !errors.Is(err, injected) {
 				t.Fatalf("Close: %v, want an error wrapping %v", err, injected)
 			}
-			if !strings.Contains(err.Error(), fileName(20)) {
+			if !strings.Contains(err.Error(), fileName(20, Full)) {
 				t.Fatalf("Close error %q does not name the snapshot", err)
 			}
-			if names := dirNames(t, s.Dir()); !slices.Equal(names, []string{fileName(10)}) {
+			if names := dirNames(t, s.Dir()); !slices.Equal(names, []string{fileName(10, Full)}) {
 				t.Fatalf("after a failed Close the directory holds %v", names)
 			}
 			if err := s.Verify(old); err != nil {

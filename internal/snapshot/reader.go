@@ -34,14 +34,14 @@ type bodyReader struct {
 	err  error // sticky: io.EOF, a *CorruptionError, or an I/O error
 }
 
-func newBodyReader(file string, ra io.ReaderAt, closer io.Closer, t trailer) *bodyReader {
+func newBodyReader(file string, ra io.ReaderAt, closer io.Closer, start int64, t trailer) *bodyReader {
 	b := &bodyReader{
 		file:   file,
 		ra:     ra,
 		closer: closer,
-		start:  headerSize,
-		off:    headerSize,
-		end:    headerSize + int64(t.bodyLen),
+		start:  start,
+		off:    start,
+		end:    start + int64(t.bodyLen),
 		want:   t.bodyCRC,
 	}
 	if b.off == b.end {

@@ -23,24 +23,50 @@ const writeBufferSize = 1 << 20
 //
 // Publishing a second snapshot with the same lsn replaces the first.
 func (s *Store) Create(lsn uint64, createdAt time.Time) (*Sink, error) {
+	return s.create(header{lsn: lsn, kind: Full}, createdAt)
+}
+
+// CreateDelta begins a delta snapshot covering the WAL up to and including
+// lsn, to be restored on top of parent: a complete full snapshot or delta
+// (a Meta returned by Close or listed with its BodyCRC) with a lower LSN.
+// The delta joins parent's chain: its base is parent if parent is full, and
+// parent's base otherwise. The body is the caller's delta encoding; the
+// store only frames it, with the links in a block after the header.
+func (s *Store) CreateDelta(lsn uint64, createdAt time.Time, parent Meta) (*Sink, error) {
+	if parent.LSN >= lsn {
+		return nil, fmt.Errorf("snapshot: delta at LSN %d on a parent at LSN %d: the parent must be older", lsn, parent.LSN)
+	}
+	if parent.Kind == Delta && parent.Base == (Link{}) {
+		return nil, fmt.Errorf("snapshot: delta parent %s has no base link (not a complete snapshot?)", parent.Path)
+	}
+	return s.create(header{lsn: lsn, kind: Delta, parent: parent.Link(), base: parent.BaseLink()}, createdAt)
+}
+
+func (s *Store) create(h header, createdAt time.Time) (*Sink, error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
 	ns, err := encodeTime(createdAt)
 	if err != nil {
 		return nil, err
 	}
-	final := s.path(lsn)
+	h.createdAt = ns
+	lsn := h.lsn
+	final := s.path(lsn, h.kind)
 	tmp := fmt.Sprintf("%s.%d%s", final, s.seq.Add(1), tmpSuffix)
 	f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: create: %w", err)
 	}
-	hdr := encodeHeader(header{lsn: lsn, createdAt: ns})
-	if _, err := f.Write(hdr[:]); err != nil {
+	hdr := encodeHeader(h)
+	if _, err := f.Write(hdr); err != nil {
 		f.Close()
 		s.removeTemp(tmp)
 		return nil, fmt.Errorf("snapshot: write header to %s: %w", tmp, err)
 	}
 	k := &Sink{
 		s:         s,
+		h:         h,
 		lsn:       lsn,
 		createdAt: decodeTime(ns),
 		tmp:       tmp,
@@ -66,6 +92,7 @@ func (s *Store) Create(lsn uint64, createdAt time.Time) (*Sink, error) {
 //	meta, err := k.Close()
 type Sink struct {
 	s         *Store
+	h         header
 	lsn       uint64
 	createdAt time.Time
 	tmp       string
@@ -129,8 +156,8 @@ func (k *Sink) Write(p []byte) (int, error) {
 // Close publishes the snapshot: it flushes the body, appends the trailer,
 // fsyncs and closes the temp file, renames it to its final name and fsyncs
 // the directory. Only then is the snapshot durable, and Close returns its
-// Meta. Finally it prunes the directory to Options.Keep complete snapshots
-// (never deleting the one just published); a pruning failure is logged, not
+// Meta. Finally, for a full snapshot, it prunes the directory to
+// Options.Keep complete chains (never deleting the one just published); a pruning failure is logged, not
 // returned, because the snapshot is published: Store.Prune retries.
 //
 // If any step fails, or an earlier Write failed, Close returns the error and
@@ -179,12 +206,21 @@ func (k *Sink) Close() (Meta, error) {
 	}
 	m := Meta{
 		LSN:       k.lsn,
+		Kind:      k.h.kind,
 		Path:      k.final,
-		Size:      int64(overhead + k.body.n),
+		Size:      k.h.bodyStart() + trailerSize + int64(k.body.n),
 		CreatedAt: k.createdAt,
+		BodyCRC:   k.body.crc,
+		Parent:    k.h.parent,
+		Base:      k.h.base,
 	}
-	if err := s.prune(k.final); err != nil {
-		s.log.Error("snapshot: prune after publishing", "file", k.final, "err", err)
+	// A delta extends its own chain and makes no other file prunable,
+	// except leftovers that continue no chain, which the next full
+	// snapshot's pruning (or Prune) deletes: skip the directory scan.
+	if k.h.kind == Full {
+		if err := s.prune(k.final); err != nil {
+			s.log.Error("snapshot: prune after publishing", "file", k.final, "err", err)
+		}
 	}
 	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -45,6 +46,7 @@ func TestRoundTrip(t *testing.T) {
 		Path:      filepath.Join(s.Dir(), "snap-00000000000000000077.snap"),
 		Size:      int64(len(body)) + 64,
 		CreatedAt: testTime,
+		BodyCRC:   crc32.Checksum(body, castagnoli),
 	}
 	if m != want {
 		t.Fatalf("Close() = %+v, want %+v", m, want)
@@ -254,7 +256,7 @@ func TestSameLSNReplaces(t *testing.T) {
 	s := openStore(t, Options{Keep: 1})
 	publish(t, s, 5, []byte("first"))
 	m := publish(t, s, 5, []byte("second"))
-	if names := dirNames(t, s.Dir()); !slices.Equal(names, []string{fileName(5)}) {
+	if names := dirNames(t, s.Dir()); !slices.Equal(names, []string{fileName(5, Full)}) {
 		t.Fatalf("directory holds %v", names)
 	}
 	if got, err := readBody(s, m); err != nil || string(got) != "second" {
@@ -275,7 +277,7 @@ func TestPruneCountsOnlyCompleteFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Forge a damaged 70 (garbage) that is newer than anything complete.
-	junk := filepath.Join(s.Dir(), fileName(70))
+	junk := filepath.Join(s.Dir(), fileName(70, Full))
 	if err := os.WriteFile(junk, []byte("not a snapshot"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +410,7 @@ func TestOpenOptions(t *testing.T) {
 func TestListIncludesDamaged(t *testing.T) {
 	s := openStore(t, Options{})
 	m := publish(t, s, 3, []byte("three"))
-	bad := filepath.Join(s.Dir(), fileName(4))
+	bad := filepath.Join(s.Dir(), fileName(4, Full))
 	if err := os.WriteFile(bad, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +445,7 @@ func TestOpenBodyMissing(t *testing.T) {
 func TestHeaderLSNMustMatchName(t *testing.T) {
 	s := openStore(t, Options{})
 	m := publish(t, s, 77, []byte("body"))
-	renamed := filepath.Join(s.Dir(), fileName(78))
+	renamed := filepath.Join(s.Dir(), fileName(78, Full))
 	if err := os.Rename(m.Path, renamed); err != nil {
 		t.Fatal(err)
 	}

@@ -36,13 +36,24 @@ type Options struct {
 	// Logger receives warnings (corrupt files skipped or pruned, failed
 	// pruning); nil discards them.
 	Logger *slog.Logger
+	// ReadOnly opens the directory for inspection (List, Catalog, OpenBody,
+	// Verify) without changing anything: Open neither creates the directory
+	// nor removes temp files, and Create, CreateDelta and Prune fail. For
+	// offline checks of a stopped server's directory.
+	ReadOnly bool
 }
+
+// ErrReadOnly is returned by the writing methods of a read-only Store.
+var ErrReadOnly = errors.New("snapshot: store opened read-only")
 
 // Meta describes one snapshot file.
 type Meta struct {
 	// LSN is the last WAL record the snapshot includes, taken from the file
 	// name (OpenBody checks that the header agrees).
 	LSN uint64
+	// Kind is Full or Delta, taken from the file name (snap-<LSN>.snap or
+	// snap-<LSN>.delta; OpenBody checks that the header agrees).
+	Kind Kind
 	// Path is the file's path.
 	Path string
 	// Size is the file size in bytes: header, body and trailer.
@@ -51,6 +62,24 @@ type Meta struct {
 	// Create; the zero Time if it was zero or if List could not read a
 	// valid header.
 	CreatedAt time.Time
+	// BodyCRC is the body checksum from the trailer: with LSN, what a
+	// delta's link names. Zero when List found the file incomplete.
+	BodyCRC uint32
+	// Parent and Base are, for a delta, the snapshots it follows and its
+	// chain's full base; zero for a full snapshot or an incomplete file.
+	Parent, Base Link
+}
+
+// Link is the name a delta child uses for m.
+func (m Meta) Link() Link { return Link{LSN: m.LSN, BodyCRC: m.BodyCRC} }
+
+// BaseLink is the base of the chain m belongs to: m itself for a full
+// snapshot, m.Base for a delta.
+func (m Meta) BaseLink() Link {
+	if m.Kind == Full {
+		return m.Link()
+	}
+	return m.Base
 }
 
 // Store is a directory of snapshot files. Its methods are safe for
@@ -59,10 +88,11 @@ type Meta struct {
 // process) may use a directory at a time: the caller holds the data
 // directory lock.
 type Store struct {
-	dir  string
-	fs   vfs.FS
-	keep int
-	log  *slog.Logger
+	dir      string
+	fs       vfs.FS
+	keep     int
+	log      *slog.Logger
+	readOnly bool
 
 	mu  sync.Mutex // held while renaming a sink into place and pruning
 	seq atomic.Uint64
@@ -75,7 +105,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Keep < 0 {
 		return nil, fmt.Errorf("snapshot: Options.Keep is %d, want at least 1 (or 0 for the default %d)", opts.Keep, KeepDefault)
 	}
-	s := &Store{dir: dir, fs: opts.FS, keep: opts.Keep, log: opts.Logger}
+	s := &Store{dir: dir, fs: opts.FS, keep: opts.Keep, log: opts.Logger, readOnly: opts.ReadOnly}
 	if s.fs == nil {
 		s.fs = vfs.OS
 	}
@@ -84,6 +114,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.readOnly {
+		return s, nil
 	}
 	if err := s.fs.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("snapshot: create directory: %w", err)
@@ -120,29 +153,37 @@ func Open(dir string, opts Options) (*Store, error) {
 // Dir is the directory the store manages.
 func (s *Store) Dir() string { return s.dir }
 
-func (s *Store) path(lsn uint64) string { return filepath.Join(s.dir, fileName(lsn)) }
+func (s *Store) path(lsn uint64, kind Kind) string {
+	return filepath.Join(s.dir, fileName(lsn, kind))
+}
 
 // List returns every file in the directory named like a snapshot
-// (snap-<20-digit LSN>.snap), newest (highest LSN) first.
+// (snap-<20-digit LSN>.snap, or .delta for a delta), newest (highest LSN)
+// first; at equal LSNs a full snapshot comes before a delta (it starts the
+// newer chain).
 //
-// It lists damaged files too: a file whose header does not parse is listed
-// with a zero CreatedAt, and the damage is reported when the file is opened
-// with OpenBody or checked with Verify. Hiding it here would let a restorer
-// that finds "no snapshot" start from an empty state while the WAL before
-// the damaged snapshot has already been truncated: silent data loss. Temp
-// files and foreign files are not listed.
+// It lists damaged files too: a file whose header or trailer does not check
+// out is listed with a zero CreatedAt, BodyCRC and links, and the damage is
+// reported when the file is opened with OpenBody or checked with Verify or
+// Catalog. Hiding it here would let a restorer that finds "no snapshot"
+// start from an empty state while the WAL before the damaged snapshot has
+// already been truncated: silent data loss. Temp files and foreign files
+// are not listed.
 func (s *Store) List() ([]Meta, error) {
 	names, err := s.fs.ReadDir(s.dir)
+	if s.readOnly && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: list %s: %w", s.dir, err)
 	}
 	var metas []Meta
 	for _, name := range names {
-		lsn, ok := parseFileName(name)
+		lsn, kind, ok := parseFileName(name)
 		if !ok {
 			continue
 		}
-		m := Meta{LSN: lsn, Path: filepath.Join(s.dir, name)}
+		m := Meta{LSN: lsn, Kind: kind, Path: filepath.Join(s.dir, name)}
 		st, err := s.fs.Stat(m.Path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // pruned since ReadDir
@@ -151,33 +192,47 @@ func (s *Store) List() ([]Meta, error) {
 			return nil, fmt.Errorf("snapshot: stat: %w", err)
 		}
 		m.Size = st.Size()
-		m.CreatedAt = s.readCreatedAt(m.Path, m.Size)
+		s.readInfo(&m)
 		metas = append(metas, m)
 	}
-	slices.SortFunc(metas, func(a, b Meta) int { return cmp.Compare(b.LSN, a.LSN) })
+	sortMetas(metas)
 	return metas, nil
 }
 
-// readCreatedAt reads the header's creation time, or returns the zero Time
-// if the header cannot be read or does not check out.
-func (s *Store) readCreatedAt(path string, size int64) time.Time {
-	if size < headerSize {
-		return time.Time{}
+func sortMetas(metas []Meta) {
+	slices.SortFunc(metas, func(a, b Meta) int {
+		if c := cmp.Compare(b.LSN, a.LSN); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Kind, b.Kind)
+	})
+}
+
+// readInfo fills in m's creation time from the header (if it checks out)
+// and its body CRC and links (if header and trailer check out).
+func (s *Store) readInfo(m *Meta) {
+	if m.Size < headerSize {
+		return
 	}
-	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
+	f, err := s.fs.OpenFile(m.Path, os.O_RDONLY, 0)
 	if err != nil {
-		return time.Time{}
+		return
 	}
 	defer f.Close()
 	var hb [headerSize]byte
-	if err := readFullAt(path, f, hb[:], 0); err != nil {
-		return time.Time{}
+	if err := readFullAt(m.Path, f, hb[:], 0); err != nil {
+		return
 	}
-	h, err := decodeHeader(path, hb[:])
+	h, err := decodeHeader(m.Path, hb[:])
 	if err != nil {
-		return time.Time{}
+		return
 	}
-	return decodeTime(h.createdAt)
+	m.CreatedAt = decodeTime(h.createdAt)
+	h, t, err := inspect(m.Path, f, m.Size)
+	if err != nil || h.kind != m.Kind || h.lsn != m.LSN {
+		return
+	}
+	m.BodyCRC, m.Parent, m.Base = t.bodyCRC, h.parent, h.base
 }
 
 // OpenBody opens the snapshot m (m.Path, or the file for m.LSN when Path is
@@ -200,13 +255,13 @@ func (s *Store) readCreatedAt(path string, size int64) time.Time {
 func (s *Store) OpenBody(m Meta) (io.ReadCloser, error) {
 	path := m.Path
 	if path == "" {
-		path = s.path(m.LSN)
+		path = s.path(m.LSN, m.Kind)
 	}
-	f, t, err := s.openChecked(path)
+	f, h, t, err := s.openChecked(path)
 	if err != nil {
 		return nil, err
 	}
-	return newBodyReader(path, f, f, t), nil
+	return newBodyReader(path, f, f, h.bodyStart(), t), nil
 }
 
 // Verify reads the whole snapshot m and checks header, trailer, length and
@@ -224,8 +279,9 @@ func (s *Store) Verify(m Meta) error {
 	return err
 }
 
-// RestoreNewest feeds the newest usable snapshot to restore and returns its
-// Meta. It tries the snapshots newest first; when one turns out corrupt (its
+// RestoreNewest feeds the newest usable full snapshot to restore and
+// returns its Meta; delta files are not considered (the single-node
+// replica restores chains through Catalog). It tries the snapshots newest first; when one turns out corrupt (its
 // header or trailer when opened, its body checksum after restore has read
 // it, or restore itself returns an error wrapping ErrCorrupt) it logs a
 // warning and tries the next older one. restore must therefore replace the
@@ -239,9 +295,15 @@ func (s *Store) Verify(m Meta) error {
 // no longer holds what they covered), and any other error (I/O, or from
 // restore) as it is, without trying older snapshots.
 func (s *Store) RestoreNewest(restore func(m Meta, body io.Reader) error) (Meta, error) {
-	metas, err := s.List()
+	all, err := s.List()
 	if err != nil {
 		return Meta{}, err
+	}
+	var metas []Meta
+	for _, m := range all {
+		if m.Kind == Full {
+			metas = append(metas, m)
+		}
 	}
 	if len(metas) == 0 {
 		return Meta{}, fmt.Errorf("%w in %s", ErrNoSnapshot, s.dir)
@@ -278,71 +340,73 @@ func (s *Store) restoreOne(m Meta, restore func(Meta, io.Reader) error) error {
 	return err
 }
 
-// Prune deletes complete snapshots beyond the newest Keep, and damaged
-// snapshot files superseded by a newer complete one. Sink.Close prunes after
-// publishing; call Prune to retry after a pruning failure or a change of
-// Keep.
+// Prune deletes the chains beyond the newest Keep complete ones, and
+// damaged or unlinked files older than the newest kept chain's tip.
+// Sink.Close prunes after publishing; call Prune to retry after a pruning
+// failure or a change of Keep.
 func (s *Store) Prune() error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.prune("")
 }
 
 // prune implements Prune; s.mu is held. The file protect (the snapshot just
-// published) is never deleted.
+// published) and its chain are never deleted.
 //
-// A file is complete if its header and trailer check out and agree with its
-// size (inspect); the body checksum is not read, which would cost a full
-// read of every snapshot at every publish. Going newest first, the first
-// Keep complete files are kept, plus protect; the other complete files are
-// deleted. A damaged file is deleted if a kept complete file has a higher
-// LSN (it can never be the restore candidate again) and kept otherwise, so
-// the restorer meets it, reports it and falls back.
+// A file is complete if its header, link block and trailer check out and
+// agree with its size and name (inspect); the body checksum is not read,
+// which would cost a full read of every snapshot at every publish. Chains
+// are built from the complete files (Catalog). Going newest first, the
+// first Keep chains are kept, plus the chain of protect; the files of the
+// other chains are deleted, each chain's newest delta first (a crash part
+// way leaves a shorter chain, still valid). A damaged file, or a delta that
+// links to no chain, is deleted if a kept chain's tip is newer (it can never
+// be the restore candidate again) and kept otherwise, so the restorer meets
+// it, reports it and falls back.
 func (s *Store) prune(protect string) error {
-	metas, err := s.List()
+	cat, err := s.Catalog()
 	if err != nil {
 		return err
 	}
-	kept := 0 // complete files kept so far, all newer than the current one
-	type victim struct {
-		m      Meta
-		reason error // nil for a complete file beyond Keep
+	var victims []Meta
+	var reasons []error
+	kept := 0
+	var newestTip uint64
+	for _, c := range cat.Chains {
+		if kept < s.keep || c.holds(protect) {
+			newestTip = max(newestTip, c.Tip().LSN)
+			kept++
+			continue
+		}
+		for i := len(c.Deltas) - 1; i >= 0; i-- {
+			victims = append(victims, c.Deltas[i])
+			reasons = append(reasons, nil)
+		}
+		victims = append(victims, c.Base)
+		reasons = append(reasons, nil)
 	}
-	var victims []victim
-	// Complete/damaged verdicts in LSN-descending order.
-	for _, m := range metas {
-		f, _, err := s.openChecked(m.Path)
-		if err == nil {
-			f.Close()
-		}
-		if errors.Is(err, ErrNoSnapshot) {
-			continue // deleted since List
-		}
-		if err != nil && !errors.Is(err, ErrCorrupt) {
-			return err
-		}
+	for _, u := range cat.Unusable {
 		switch {
-		case m.Path == protect || (err == nil && kept < s.keep):
-			if err == nil {
-				kept++
-			}
-		case err == nil:
-			victims = append(victims, victim{m: m})
-		case kept > 0:
-			victims = append(victims, victim{m: m, reason: err})
+		case u.Meta.Path == protect:
+		case kept > 0 && u.Meta.LSN < newestTip:
+			victims = append(victims, u.Meta)
+			reasons = append(reasons, u.Err)
 		default:
-			s.log.Warn("snapshot: keeping damaged snapshot newer than every complete one", "file", m.Path, "err", err)
+			s.log.Warn("snapshot: keeping a damaged or unlinked snapshot newer than every complete chain", "file", u.Meta.Path, "err", u.Err)
 		}
 	}
 	if len(victims) == 0 {
 		return nil
 	}
 	var errs []error
-	for _, v := range victims {
-		if v.reason != nil {
-			s.log.Warn("snapshot: deleting damaged snapshot superseded by a newer complete one", "file", v.m.Path, "err", v.reason)
+	for i, v := range victims {
+		if reasons[i] != nil {
+			s.log.Warn("snapshot: deleting a damaged or unlinked snapshot superseded by a newer chain", "file", v.Path, "err", reasons[i])
 		}
-		if err := s.fs.Remove(v.m.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.fs.Remove(v.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("snapshot: prune: %w", err))
 		}
 	}
@@ -352,36 +416,41 @@ func (s *Store) prune(protect string) error {
 	return errors.Join(errs...)
 }
 
-// openChecked opens the snapshot file at path and checks its header and
-// trailer (inspect) and that the header's LSN matches the file name. On
-// success the caller owns the returned file.
-func (s *Store) openChecked(path string) (vfs.File, trailer, error) {
+// openChecked opens the snapshot file at path and checks its header, link
+// block and trailer (inspect) and that the header's LSN and kind match the
+// file name. On success the caller owns the returned file.
+func (s *Store) openChecked(path string) (vfs.File, header, trailer, error) {
 	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, trailer{}, fmt.Errorf("%w: %w", ErrNoSnapshot, err)
+			return nil, header{}, trailer{}, fmt.Errorf("%w: %w", ErrNoSnapshot, err)
 		}
-		return nil, trailer{}, fmt.Errorf("snapshot: open: %w", err)
+		return nil, header{}, trailer{}, fmt.Errorf("snapshot: open: %w", err)
 	}
-	t, err := checkOpened(path, f)
+	h, t, err := checkOpened(path, f)
 	if err != nil {
 		f.Close()
-		return nil, trailer{}, err
+		return nil, header{}, trailer{}, err
 	}
-	return f, t, nil
+	return f, h, t, nil
 }
 
-func checkOpened(path string, f vfs.File) (trailer, error) {
+func checkOpened(path string, f vfs.File) (header, trailer, error) {
 	size, err := f.Size()
 	if err != nil {
-		return trailer{}, fmt.Errorf("snapshot: size of %s: %w", path, err)
+		return header{}, trailer{}, fmt.Errorf("snapshot: size of %s: %w", path, err)
 	}
 	h, t, err := inspect(path, f, size)
 	if err != nil {
-		return trailer{}, err
+		return header{}, trailer{}, err
 	}
-	if lsn, ok := parseFileName(filepath.Base(path)); ok && lsn != h.lsn {
-		return trailer{}, corruptf(path, hOffLSN, "header LSN %d does not match the file name (LSN %d)", h.lsn, lsn)
+	if lsn, kind, ok := parseFileName(filepath.Base(path)); ok {
+		if lsn != h.lsn {
+			return header{}, trailer{}, corruptf(path, hOffLSN, "header LSN %d does not match the file name (LSN %d)", h.lsn, lsn)
+		}
+		if kind != h.kind {
+			return header{}, trailer{}, corruptf(path, hOffKind, "header says a %s snapshot, the file name a %s", h.kind, kind)
+		}
 	}
-	return t, nil
+	return h, t, nil
 }

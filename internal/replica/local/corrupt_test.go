@@ -13,23 +13,31 @@ import (
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/snapshot"
 	"github.com/beaver-raft/beaver-raft/internal/wal"
 )
 
 var corruptFlips = flag.Int("corrupt.flips", 100, "random bit flips in TestBitFlipsAreDetected")
 
-// corruptionFixture builds a data directory with two snapshots and several
-// WAL segments (some before, some after the newest snapshot), and returns
-// its digest.
-func corruptionFixture(t *testing.T, dir string) [32]byte {
+// corruptionFixture builds a data directory with snapshots at LSNs about
+// 60 and 110 (and 160 when three is set) and several WAL segments (some
+// before, some after the newest snapshot), and returns its digest. The
+// state fits in one page, so a delta is nearly as large as a base: with
+// ratio 0.5 every snapshot after the first is a delta and a new base (two
+// chains are kept), with ratio 10 the snapshots are one base and deltas.
+func corruptionFixture(t *testing.T, dir string, ratio float64, three bool) [32]byte {
 	t.Helper()
-	o := Options{Dir: dir, NoSnapshotOnClose: true, SnapshotEvery: 1 << 40, SegmentSize: 2 << 10, Clock: fixedClock}
+	o := Options{Dir: dir, NoSnapshotOnClose: true, SnapshotEvery: 1 << 40, SegmentSize: 2 << 10, Clock: fixedClock, SnapshotDeltaRatio: ratio}
 	r, err := Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := int64(1e9)
-	for i := 0; i < 150; i++ {
+	n := 150
+	if three {
+		n = 200
+	}
+	for i := 0; i < n; i++ {
 		now += 1e6
 		res, err := r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindEnqueue, Now: now,
 			Jobs: []fsm.JobSpec{{Type: "t", Payload: fmt.Sprintf(`{"i":%d,"pad":"%s"}`, i, strings.Repeat("p", i%40))}}})
@@ -42,7 +50,7 @@ func corruptionFixture(t *testing.T, dir string) [32]byte {
 				r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindAck, Now: now, Acks: []fsm.Ack{{ID: j.ID, LeaseID: j.LeaseID, Result: `"ok"`}}})
 			}
 		}
-		if i == 60 || i == 110 {
+		if i == 60 || i == 110 || i == 160 {
 			if err := r.Snapshot(); err != nil {
 				t.Fatal(err)
 			}
@@ -77,21 +85,41 @@ func copyTree(t *testing.T, src, dst string) {
 }
 
 // TestBitFlipsAreDetected flips one random bit in a random WAL segment or
-// snapshot of a stopped server's directory and reopens it. A flip in the WAL
-// must refuse to start with an error naming the file and offset; a flip in a
-// snapshot must fall back to the other snapshot and recover the same state.
-// Nothing may ever open with a different state.
+// snapshot file (base or delta) of a stopped server's directory and reopens
+// it. A flip in the WAL must refuse to start with an error naming the file
+// and offset. A flip in a snapshot file must fall back (to the file before
+// it in its chain, or to the older chain) and recover the same state; in the
+// directory of a single chain, a flip in its base, which has nothing to fall
+// back to now that the WAL before it is gone, must refuse naming the file
+// and offset. Nothing may ever open with a different state.
 func TestBitFlipsAreDetected(t *testing.T) {
-	pristine := t.TempDir()
-	want := corruptionFixture(t, pristine)
-	segs, _ := filepath.Glob(filepath.Join(pristine, "wal", "*.wal"))
-	snaps, _ := filepath.Glob(filepath.Join(pristine, "snapshots", "*.snap"))
-	if len(segs) < 3 || len(snaps) != 2 {
-		t.Fatalf("fixture has %d segments and %d snapshots", len(segs), len(snaps))
+	for _, fx := range []struct {
+		name          string
+		ratio         float64
+		three         bool
+		fulls, deltas int
+	}{
+		{"two-chains", 0.5, false, 2, 1},
+		{"one-chain", 10, true, 1, 2},
+	} {
+		t.Run(fx.name, func(t *testing.T) {
+			pristine := t.TempDir()
+			want := corruptionFixture(t, pristine, fx.ratio, fx.three)
+			segs, _ := filepath.Glob(filepath.Join(pristine, "wal", "*.wal"))
+			fulls, _ := filepath.Glob(filepath.Join(pristine, "snapshots", "*.snap"))
+			deltas, _ := filepath.Glob(filepath.Join(pristine, "snapshots", "*.delta"))
+			if len(segs) < 3 || len(fulls) != fx.fulls || len(deltas) != fx.deltas {
+				t.Fatalf("fixture has %d segments, snapshots %v and %v", len(segs), fulls, deltas)
+			}
+			bitFlips(t, pristine, want, segs, fulls, deltas, fx.fulls == 1)
+		})
 	}
-	files := append(append([]string{}, segs...), snaps...)
+}
+
+func bitFlips(t *testing.T, pristine string, want [32]byte, segs, fulls, deltas []string, baseIsFatal bool) {
+	files := append(append(append([]string{}, segs...), fulls...), deltas...)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
-	var walRefused, snapFellBack int
+	var walRefused, snapFellBack, baseRefused int
 	for i := 0; i < *corruptFlips; i++ {
 		dir := filepath.Join(t.TempDir(), "data")
 		copyTree(t, pristine, dir)
@@ -109,8 +137,9 @@ func TestBitFlipsAreDetected(t *testing.T) {
 		}
 		r, err := Open(Options{Dir: dir, NoSnapshotOnClose: true, Clock: fixedClock})
 		isWAL := strings.HasSuffix(path, ".wal")
+		fatal := isWAL || (baseIsFatal && strings.HasSuffix(path, ".snap"))
 		switch {
-		case isWAL && err == nil:
+		case fatal && err == nil:
 			got := digest(r)
 			r.Close()
 			t.Fatalf("flip %d: bit flip at %s offset %d was not detected (state equal: %v)", i, rel, off, got == want)
@@ -120,8 +149,14 @@ func TestBitFlipsAreDetected(t *testing.T) {
 				t.Fatalf("flip %d at %s offset %d: the error must be a corruption error naming the file and offset: %v", i, rel, off, err)
 			}
 			walRefused++
+		case fatal:
+			var ce *snapshot.CorruptionError
+			if !errors.As(err, &ce) || ce.File != path || !strings.Contains(err.Error(), "missing") {
+				t.Fatalf("flip %d at %s offset %d: the error must name the damaged base, its offset and the missing records: %v", i, rel, off, err)
+			}
+			baseRefused++
 		case err != nil:
-			t.Fatalf("flip %d at %s offset %d: a damaged snapshot must fall back to the other one: %v", i, rel, off, err)
+			t.Fatalf("flip %d at %s offset %d: a damaged snapshot file must fall back: %v", i, rel, off, err)
 		default:
 			got := digest(r)
 			rec := r.Recovery()
@@ -132,5 +167,5 @@ func TestBitFlipsAreDetected(t *testing.T) {
 			snapFellBack++
 		}
 	}
-	t.Logf("%d bit flips: %d in WAL segments refused with file and offset named, %d in snapshots recovered the same state", *corruptFlips, walRefused, snapFellBack)
+	t.Logf("%d bit flips: %d in WAL segments refused with file and offset named, %d in snapshot files recovered the same state, %d in the only base refused naming it", *corruptFlips, walRefused, snapFellBack, baseRefused)
 }

@@ -48,7 +48,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -91,7 +90,15 @@ type Options struct {
 	// DefaultSnapshotBytes; negative: no byte trigger.
 	SnapshotBytes    int64
 	SnapshotInterval time.Duration // at most this long between snapshots while records arrive; default 5m
-	SnapshotKeep     int           // snapshots kept; default 2
+	SnapshotKeep     int           // snapshot chains kept; default 2
+	// SnapshotDeltaRatio: snapshots are deltas on a chain until the chain's
+	// deltas add up to more than this fraction of its full base; the next
+	// snapshot then also writes a new base. Default
+	// DefaultSnapshotDeltaRatio; negative: every snapshot is full.
+	SnapshotDeltaRatio float64
+	// SnapshotBaseRate limits the writing of a new base to this many bytes
+	// per second. Default DefaultSnapshotBaseRate; negative: unlimited.
+	SnapshotBaseRate int64
 	// NoSnapshotOnClose skips the snapshot Close otherwise takes, which
 	// makes the next start replay nothing.
 	NoSnapshotOnClose bool
@@ -133,8 +140,9 @@ type Replica struct {
 	stop        chan struct{}
 	bg          sync.WaitGroup
 
-	snapMu   sync.Mutex // serialises snapshots; guards snapStat
+	snapMu   sync.Mutex // serialises snapshots; guards snapStat and chain
 	snapStat replica.SnapshotStatus
+	chain    chainState
 }
 
 var _ replica.Replica = (*Replica)(nil)
@@ -162,6 +170,12 @@ func Open(opts Options) (*Replica, error) {
 	}
 	if opts.SnapshotKeep == 0 {
 		opts.SnapshotKeep = DefaultSnapshotKeep
+	}
+	if opts.SnapshotDeltaRatio == 0 {
+		opts.SnapshotDeltaRatio = DefaultSnapshotDeltaRatio
+	}
+	if opts.SnapshotBaseRate == 0 {
+		opts.SnapshotBaseRate = DefaultSnapshotBaseRate
 	}
 	if opts.Dir == "" {
 		return nil, errors.New("local replica: no data directory")
@@ -221,28 +235,33 @@ func (r *Replica) recover() error {
 	if err != nil {
 		return err
 	}
-	meta, err := r.snaps.RestoreNewest(func(m snapshot.Meta, body io.Reader) error {
-		if err := r.m.Restore(body); err != nil {
-			r.recovery.SkippedSnapshot = append(r.recovery.SkippedSnapshot, m.Path)
-			if errors.Is(err, fsm.ErrCorrupt) && !errors.Is(err, snapshot.ErrCorrupt) {
-				return fmt.Errorf("%w: %s: %w", snapshot.ErrCorrupt, m.Path, err)
-			}
-			return err
-		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		r.recovery.SnapshotLSN = meta.LSN
-		r.recovery.SnapshotJobs = r.m.Len()
-		if n := len(r.recovery.SkippedSnapshot); n > 0 && r.recovery.SkippedSnapshot[n-1] == meta.Path {
-			r.recovery.SkippedSnapshot = r.recovery.SkippedSnapshot[:n-1]
-		}
-	case errors.Is(err, snapshot.ErrNoSnapshot):
-		r.m = fsm.New()
-	default:
+	cat, err := r.snaps.Catalog()
+	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	used, skipped, err := r.restoreChains(cat)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	for _, s := range skipped {
+		r.recovery.SkippedSnapshot = append(r.recovery.SkippedSnapshot, s.m.Path)
+		r.log.Error("snapshot skipped at recovery", "file", s.m.Path, "lsn", s.m.LSN, "kind", s.m.Kind, "err", s.err)
+	}
+	if len(used) > 0 {
+		tip := used[len(used)-1]
+		r.recovery.SnapshotLSN = tip.LSN
+		r.recovery.SnapshotJobs = r.m.Len()
+		r.chain = chainState{ok: true, base: used[0], tip: tip}
+		for _, d := range used[1:] {
+			r.chain.deltaBytes += d.Size
+			r.chain.deltas++
+		}
+		if len(skipped) > 0 {
+			r.log.Warn("restored from an older snapshot", "file", tip.Path, "lsn", tip.LSN, "deltas", len(used)-1, "skipped", len(skipped))
+		}
+	}
+	// Deltas from here on are taken against the state as restored.
+	r.chain.mark = r.m.Mark()
 	r.applied = r.recovery.SnapshotLSN
 
 	r.wal, err = wal.Open(filepath.Join(r.opts.Dir, "wal"), wal.Options{
@@ -260,12 +279,11 @@ func (r *Replica) recover() error {
 	}
 	wrec := r.wal.Recovery()
 	r.recovery.TornBytes, r.recovery.TornFile = wrec.TornBytes, wrec.TornFile
-	first, last := r.wal.FirstLSN(), r.wal.LastLSN()
-	if first > r.applied+1 {
-		return fmt.Errorf("recover: the WAL starts at LSN %d but the snapshot covers only up to LSN %d: records %d..%d are missing", first, r.applied, r.applied+1, first-1)
+	if err := r.checkCoverage(skipped); err != nil {
+		return err
 	}
-	if last < r.applied {
-		return fmt.Errorf("recover: the snapshot covers LSN %d but the WAL ends at LSN %d", r.applied, last)
+	if len(skipped) > 0 && len(used) == 0 {
+		r.log.Warn("no snapshot usable: rebuilding the state from the WAL, which holds every record since LSN 1", "skipped", len(skipped), "records", r.wal.LastLSN())
 	}
 	var replayedBytes int64
 	err = r.wal.Replay(r.applied+1, func(lsn uint64, typ uint8, data []byte) error {
@@ -295,6 +313,48 @@ func (r *Replica) recover() error {
 			return fmt.Errorf("requeue in-flight jobs: %w", err)
 		}
 		r.recovery.RequeuedJobs = res.Expired
+	}
+	return nil
+}
+
+// checkCoverage checks that the WAL holds every record after the restore
+// point (r.applied) that anything on disk says was written: up to the WAL's
+// own end, and up to the newest snapshot file that had to be skipped. It
+// refuses rather than start without an acknowledged record, naming the
+// skipped files (each error gives file and offset) and the missing LSNs.
+func (r *Replica) checkCoverage(skipped []skippedFile) error {
+	return coverage(r.applied, r.wal.FirstLSN(), r.wal.LastLSN(), skipped)
+}
+
+// coverage is checkCoverage for a restore point applied and a WAL holding
+// records first..last (first 0: none, and last is where it ends).
+func coverage(applied, first, last uint64, skipped []skippedFile) error {
+	var newest uint64
+	var damage []error
+	for _, s := range skipped {
+		newest = max(newest, s.m.LSN)
+		damage = append(damage, s.err)
+	}
+	point := "the snapshot covers only up to LSN " + fmt.Sprint(applied)
+	if applied == 0 {
+		point = "no snapshot is usable"
+	}
+	why := func(format string, args ...any) error {
+		msg := fmt.Sprintf(format, args...)
+		if len(damage) == 0 {
+			return fmt.Errorf("recover: %s", msg)
+		}
+		return fmt.Errorf("recover: %s; skipped snapshots: %w", msg, errors.Join(damage...))
+	}
+	switch {
+	case first == 0 && last > applied:
+		return why("the WAL holds no records and ends at LSN %d but %s: records %d..%d are missing", last, point, applied+1, last)
+	case first > applied+1:
+		return why("the WAL starts at LSN %d but %s: records %d..%d are missing", first, point, applied+1, first-1)
+	case last < applied:
+		return why("the snapshot covers LSN %d but the WAL ends at LSN %d", applied, last)
+	case last < newest:
+		return why("a skipped snapshot covers LSN %d but the WAL ends at LSN %d and %s: records %d..%d are missing", newest, last, point, last+1, newest)
 	}
 	return nil
 }
@@ -439,97 +499,6 @@ func (r *Replica) Status() replica.Status {
 	return st
 }
 
-// Snapshot takes a snapshot now (it waits for one already running).
-func (r *Replica) Snapshot() error {
-	if r.closed.Load() {
-		return replica.ErrClosed
-	}
-	return r.takeSnapshot()
-}
-
-func (r *Replica) snapshotLoop() {
-	defer r.bg.Done()
-	t := time.NewTicker(r.opts.SnapshotInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-r.snapTrigger:
-		case <-t.C:
-			if recs, _ := r.h.Since(); recs == 0 {
-				continue
-			}
-		}
-		if err := r.takeSnapshot(); err != nil {
-			r.log.Error("snapshot failed", "err", err)
-		}
-	}
-}
-
-func (r *Replica) takeSnapshot() error {
-	r.snapMu.Lock()
-	defer r.snapMu.Unlock()
-	start := time.Now()
-	if lsn := r.h.Applied(); lsn == r.snapStat.LastLSN || lsn == 0 {
-		return nil
-	}
-	snap, lsn := r.h.Capture()
-	r.log.Debug("writing snapshot", "lsn", lsn, "jobs", snap.Jobs())
-
-	size, err := r.writeSnapshot(snap, lsn)
-	d := time.Since(start)
-	if r.opts.OnSnapshot != nil {
-		r.opts.OnSnapshot(d, size, err)
-	}
-	if err != nil {
-		r.snapStat.Failures++
-		r.snapStat.LastError = err.Error()
-		return err
-	}
-	r.snapStat.Taken++
-	r.snapStat.LastLSN, r.snapStat.LastSize, r.snapStat.LastDuration = lsn, size, d
-	r.snapStat.LastTime = r.opts.Clock()
-	r.snapStat.LastError = ""
-	r.log.Info("snapshot taken", "lsn", lsn, "jobs", snap.Jobs(), "bytes", size, "duration", d)
-	return r.truncateWAL()
-}
-
-func (r *Replica) writeSnapshot(snap *fsm.Snapshot, lsn uint64) (int64, error) {
-	// In relaxed sync modes the records the snapshot covers may not be on
-	// disk yet; the WAL must never end before a snapshot it continues.
-	if err := r.wal.Sync(); err != nil {
-		return 0, fmt.Errorf("sync WAL before snapshot: %w", err)
-	}
-	sink, err := r.snaps.Create(lsn, r.opts.Clock())
-	if err != nil {
-		return 0, err
-	}
-	if _, err := snap.WriteTo(sink); err != nil {
-		sink.Cancel()
-		return 0, err
-	}
-	meta, err := sink.Close()
-	if err != nil {
-		return 0, err
-	}
-	return meta.Size, nil
-}
-
-// truncateWAL deletes the segments that every kept snapshot covers, so that
-// falling back to the oldest kept snapshot still finds its WAL.
-func (r *Replica) truncateWAL() error {
-	metas, err := r.snaps.List()
-	if err != nil || len(metas) == 0 {
-		return err
-	}
-	oldest := metas[len(metas)-1].LSN
-	if err := r.wal.TruncateBefore(oldest + 1); err != nil {
-		return fmt.Errorf("truncate WAL before %d: %w", oldest+1, err)
-	}
-	return nil
-}
-
 // pending is the number of commands applied since the last snapshot.
 func (r *Replica) pending() uint64 {
 	n, _ := r.h.Since()
@@ -545,9 +514,11 @@ func (r *Replica) Close() error {
 	}
 	close(r.stop)
 	r.bg.Wait()
+	r.snapMu.Lock() // wait for a snapshot still running (Snapshot); stop ends a throttled base
+	r.snapMu.Unlock()
 	var errs []error
 	if !r.opts.NoSnapshotOnClose && r.wal.Err() == nil && r.pending() > 0 {
-		if err := r.takeSnapshot(); err != nil {
+		if err := r.takeSnapshot(false); err != nil {
 			errs = append(errs, fmt.Errorf("snapshot on close: %w", err))
 		}
 	}

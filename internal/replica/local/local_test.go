@@ -173,6 +173,7 @@ func TestCorruptNewestSnapshotFallsBack(t *testing.T) {
 	dir := t.TempDir()
 	o := testOpts(dir)
 	o.NoSnapshotOnClose = true
+	o.SnapshotDeltaRatio = -1 // full snapshots only: chains of one
 	r := open(t, o)
 	for i := 0; i < 50; i++ {
 		enqueue(t, r, int64(i), `{}`)

@@ -163,6 +163,10 @@ func powerCutCampaign(t *testing.T, concurrent bool, seed uint64, points int) {
 		h.segSize = []int64{1 << 10, 2 << 10, 4 << 10}[h.rng.IntN(3)]
 		h.snapEvery = uint64(3 + h.rng.IntN(20))
 		h.keep = 1 + h.rng.IntN(2)
+		// The campaign's state fits in one page, so a delta is about as
+		// large as a base: 0.5 compacts after each delta, 3 grows chains of
+		// several deltas, -1 writes full snapshots only.
+		h.ratio = []float64{0.5, 3, 3, -1}[h.rng.IntN(4)]
 		h.reserve = []int64{0, 0, 3000}[h.rng.IntN(3)]
 		if !concurrent && h.rng.IntN(4) == 0 {
 			h.sync = []wal.SyncMode{wal.SyncInterval, wal.SyncNever}[h.rng.IntN(2)]
@@ -226,6 +230,7 @@ type pcHarness struct {
 	segSize    int64
 	snapEvery  uint64
 	keep       int
+	ratio      float64 // SnapshotDeltaRatio
 	reserve    int64
 	sync       wal.SyncMode
 	concurrent bool
@@ -246,8 +251,8 @@ type pcHarness struct {
 }
 
 func (h *pcHarness) where() string {
-	return fmt.Sprintf("run %d (fs seed %d, sync %s, segment %d B, snapshot every %d, keep %d, reserve %d) epoch %d",
-		h.run, h.fsSeed, h.sync, h.segSize, h.snapEvery, h.keep, h.reserve, h.epoch)
+	return fmt.Sprintf("run %d (fs seed %d, sync %s, segment %d B, snapshot every %d, keep %d, delta ratio %g, reserve %d) epoch %d",
+		h.run, h.fsSeed, h.sync, h.segSize, h.snapEvery, h.keep, h.ratio, h.reserve, h.epoch)
 }
 
 // trace logs the course of a run replayed with -powercut.run.
@@ -275,7 +280,10 @@ func (h *pcHarness) options(onApply func(*fsm.Machine, *fsm.Command, *fsm.Result
 		SnapshotEvery: h.snapEvery,
 		SnapshotKeep:  h.keep,
 		ReserveBytes:  h.reserve,
-		OnApply:       onApply,
+		// a new base at full speed: the campaign's FS has no disk to spare
+		SnapshotDeltaRatio: h.ratio,
+		SnapshotBaseRate:   -1,
+		OnApply:            onApply,
 	}
 }
 
@@ -516,6 +524,12 @@ var pcTargets = []pcTarget{
 	{"snapshot", vfstest.OpAll, func(p string) bool { return strings.Contains(p, "/snapshots") }, 10, true},
 	{"snapshot-rename", vfstest.OpRename, nil, 1, true},
 	{"wal-truncate", vfstest.OpRemove | vfstest.OpSyncDir, func(p string) bool { return strings.Contains(p, "/wal") }, 3, true},
+	// every step of writing a delta: temp file create, writes, fsync, rename
+	{"delta", vfstest.OpAll, func(p string) bool { return strings.Contains(p, ".delta") }, 8, true},
+	// further into a snapshot: a new base after the delta (compaction), and
+	// pruning the chain before the previous one
+	{"snapshot-compaction", vfstest.OpAll, func(p string) bool { return strings.Contains(p, "/snapshots") }, 30, true},
+	{"snapshot-prune", vfstest.OpRemove | vfstest.OpSyncDir, func(p string) bool { return strings.Contains(p, "/snapshots") }, 4, true},
 	{"segment-create", vfstest.OpCreate | vfstest.OpSync | vfstest.OpSyncDir, func(p string) bool { return strings.Contains(p, "/wal") }, 4, false},
 	// Listed twice: twice as likely. Torn tails come from cuts there.
 	{"segment-fdatasync", vfstest.OpSync, func(p string) bool { return strings.HasSuffix(p, ".wal") }, 25, false},
