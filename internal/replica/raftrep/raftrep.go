@@ -403,14 +403,25 @@ func (r *Replica) watchLeadership(notify <-chan bool) {
 // Until it is applied the leader's commit index may lag behind what earlier
 // leaders committed, so readIndex waits for ready.
 func (r *Replica) firstCommand(ready chan struct{}) {
-	data := fsm.AppendCommand(nil, &fsm.Command{Kind: fsm.KindTick, Now: r.o.Clock().UnixNano(), Max: 1})
-	if _, err := r.apply(data); err != nil {
-		if !r.closed.Load() {
-			r.log.Warn("first command of the term failed", "err", err)
+	for {
+		data := fsm.AppendCommand(nil, &fsm.Command{Kind: fsm.KindTick, Now: r.o.Clock().UnixNano(), Max: 1})
+		_, err := r.apply(data)
+		if err == nil {
+			close(ready)
+			return
 		}
-		return
+		if r.closed.Load() || r.raft.State() != raft.Leader {
+			return // the next leader proposes its own
+		}
+		r.log.Warn("first command of the term failed, trying again", "err", err)
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-r.stop:
+			t.Stop()
+			return
+		}
 	}
-	close(ready)
 }
 
 // watchLeader follows leader observations (any node's leadership).
@@ -848,6 +859,8 @@ type slogWriter struct{ l *slog.Logger }
 func (w *slogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
 	switch {
+	case strings.Contains(msg, "use of closed network connection"):
+		w.l.Debug(msg) // a connection closed by a shutdown
 	case strings.Contains(msg, "[ERROR]"):
 		w.l.Error(msg)
 	case strings.Contains(msg, "[WARN]"):
