@@ -40,8 +40,6 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -49,6 +47,7 @@ import (
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/authtoken"
 	"github.com/beaver-raft/beaver-raft/internal/backoff"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/jobspec"
@@ -165,7 +164,7 @@ type API struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	started time.Time
-	tokens  [][sha256.Size]byte // digests of the accepted tokens
+	tokens  authtoken.Set
 	auth    bool
 	jobs    jobspec.Builder
 	rep     atomic.Pointer[replicaRef]
@@ -219,11 +218,7 @@ func New(o Options) *API {
 			MaxPayload:         o.MaxPayload,
 			MaxQueueDepth:      o.MaxQueueDepth,
 		}}
-	for _, t := range o.Tokens {
-		if t != "" {
-			a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
-		}
-	}
+	a.tokens = authtoken.New(o.Tokens)
 	if o.Replica != nil {
 		a.SetReplica(o.Replica)
 	}
@@ -348,14 +343,7 @@ func (a *API) authenticate(r *http.Request) error {
 
 // ValidToken reports whether token is one of Options.Tokens, comparing in
 // constant time. The web UI's login checks tokens with it.
-func (a *API) ValidToken(token string) bool {
-	sum := sha256.Sum256([]byte(token))
-	ok := 0
-	for i := range a.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], a.tokens[i][:])
-	}
-	return ok == 1
-}
+func (a *API) ValidToken(token string) bool { return a.tokens.Valid(token) }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})

@@ -1,8 +1,6 @@
 package raftrep
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/beaver-raft/beaver-raft/internal/authtoken"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
@@ -83,18 +82,10 @@ func (r *Replica) authenticate(h http.Handler) http.Handler {
 	if len(r.o.Tokens) == 0 {
 		return h
 	}
-	sums := make([][sha256.Size]byte, 0, len(r.o.Tokens))
-	for _, t := range r.o.Tokens {
-		sums = append(sums, sha256.Sum256([]byte(t)))
-	}
+	tokens := authtoken.New(r.o.Tokens)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		scheme, token, _ := strings.Cut(req.Header.Get("Authorization"), " ")
-		sum := sha256.Sum256([]byte(token))
-		ok := 0
-		for i := range sums {
-			ok |= subtle.ConstantTimeCompare(sum[:], sums[i][:])
-		}
-		if !strings.EqualFold(scheme, "Bearer") || ok != 1 {
+		if !strings.EqualFold(scheme, "Bearer") || !tokens.Valid(token) {
 			writeJSON(w, http.StatusUnauthorized, wireFailure{Code: failOther, Msg: "node-to-node call without a valid token"})
 			return
 		}
