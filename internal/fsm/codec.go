@@ -12,7 +12,14 @@ import (
 //
 // Integers are varints (zig-zag for signed values), strings are a uvarint
 // length and the bytes. docs/wire-format.md has the field lists.
-const codecVersion = 1
+//
+// Version 2 differs only in Enqueue: each job spec ends with a tagged list
+// of extension fields (see extend.go) closed by tag 0. Commands are written
+// as version 1 unless a job spec uses an extension field.
+const (
+	codecVersion   = 1
+	codecVersionV2 = 2
+)
 
 // MaxDecodeItems bounds the counts a decoder believes (jobs in an Enqueue,
 // acks, queues), so hostile input cannot make it allocate without limit.
@@ -20,7 +27,12 @@ const MaxDecodeItems = 1 << 20
 
 // AppendCommand appends the encoding of c to dst.
 func AppendCommand(dst []byte, c *Command) []byte {
-	dst = append(dst, codecVersion, byte(c.Kind))
+	v2 := c.Kind == KindEnqueue && specsUseFields(c.Jobs)
+	if v2 {
+		dst = append(dst, codecVersionV2, byte(c.Kind))
+	} else {
+		dst = append(dst, codecVersion, byte(c.Kind))
+	}
 	dst = binary.AppendVarint(dst, c.Now)
 	switch c.Kind {
 	case KindEnqueue:
@@ -35,6 +47,9 @@ func AppendCommand(dst []byte, c *Command) []byte {
 			dst = binary.AppendVarint(dst, int64(s.MaxAttempts))
 			dst = binary.AppendVarint(dst, s.Timeout)
 			dst = appendString(dst, s.UniqueKey)
+			if v2 {
+				dst = appendSpecFields(dst, s)
+			}
 		}
 	case KindLease:
 		dst = binary.AppendUvarint(dst, uint64(len(c.Queues)))
@@ -74,10 +89,14 @@ func AppendCommand(dst []byte, c *Command) []byte {
 func DecodeCommand(b []byte) (Command, error) {
 	d := decoder{b: b}
 	var c Command
-	if v := d.byte(); v != codecVersion && d.err == nil {
-		return c, fmt.Errorf("%w: command codec version %d, want %d", ErrCorrupt, v, codecVersion)
+	v := d.byte()
+	if v != codecVersion && v != codecVersionV2 && d.err == nil {
+		return c, fmt.Errorf("%w: command codec version %d, this build reads %d and %d", ErrCorrupt, v, codecVersion, codecVersionV2)
 	}
 	c.Kind = Kind(d.byte())
+	if v == codecVersionV2 && c.Kind != KindEnqueue && d.err == nil {
+		return c, fmt.Errorf("%w: %s command in codec version %d", ErrCorrupt, c.Kind, v)
+	}
 	c.Now = d.varint()
 	switch c.Kind {
 	case KindEnqueue:
@@ -99,6 +118,9 @@ func DecodeCommand(b []byte) (Command, error) {
 			s.MaxAttempts = d.int()
 			s.Timeout = d.varint()
 			s.UniqueKey = d.string()
+			if v == codecVersionV2 {
+				d.specFields(s)
+			}
 		}
 	case KindLease:
 		n := d.count()

@@ -36,6 +36,10 @@ const (
 	deltaMagic        = "BVRFSMD1"
 	deltaTrailerMagic = "BVRFSMDE"
 	deltaVersion      = 1
+	// deltaVersionV2 adds, after meta, a record of state sections (see
+	// extend.go), written whole: uvarint length | tagged field list. A
+	// machine without section state writes version 1.
+	deltaVersionV2 = 2
 )
 
 // Mark names a state a delta can later be taken against: the state of a
@@ -100,7 +104,11 @@ func (s *Snapshot) WriteDeltaTo(w io.Writer, k Mark) (int64, error) {
 	}
 	e := snapEncoder{w: w, buf: make([]byte, 0, 256<<10)}
 	e.raw([]byte(deltaMagic))
-	e.buf = binary.LittleEndian.AppendUint32(e.buf, deltaVersion)
+	if len(s.extras) > 0 {
+		e.buf = binary.LittleEndian.AppendUint32(e.buf, deltaVersionV2)
+	} else {
+		e.buf = binary.LittleEndian.AppendUint32(e.buf, deltaVersion)
+	}
 	e.buf = binary.LittleEndian.AppendUint32(e.buf, 0)
 	var meta []byte
 	meta = binary.AppendVarint(meta, s.now)
@@ -114,6 +122,10 @@ func (s *Snapshot) WriteDeltaTo(w io.Writer, k Mark) (int64, error) {
 	meta = binary.AppendUvarint(meta, uint64(npages))
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(meta)))
 	e.buf = append(e.buf, meta...)
+	if len(s.extras) > 0 {
+		e.buf = binary.AppendUvarint(e.buf, uint64(len(s.extras)))
+		e.buf = append(e.buf, s.extras...)
+	}
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(present)))
 	e.buf = append(e.buf, present...)
 
@@ -202,8 +214,9 @@ type Delta struct {
 	dirBase                uint64
 	dirLen                 int
 	present                []byte
-	pages                  []deltaPage // by page number
-	written                int         // jobs in pages
+	pages                  []deltaPage      // by page number
+	written                int              // jobs in pages
+	install                []func(*Machine) // the state sections, whole
 }
 
 // deltaPage is one page of a delta: whole (p), or sparse (live says which
@@ -249,8 +262,9 @@ func (m *Machine) readDelta(r io.Reader) (*Delta, error) {
 	if string(head[:8]) != deltaMagic {
 		return nil, fmt.Errorf("%w: not a state machine delta (magic %q)", ErrCorrupt, head[:8])
 	}
-	if v := binary.LittleEndian.Uint32(head[8:]); v != deltaVersion {
-		return nil, fmt.Errorf("%w: delta version %d, this build reads %d", ErrCorrupt, v, deltaVersion)
+	version := binary.LittleEndian.Uint32(head[8:])
+	if version != deltaVersion && version != deltaVersionV2 {
+		return nil, fmt.Errorf("%w: delta version %d, this build reads %d and %d", ErrCorrupt, version, deltaVersion, deltaVersionV2)
 	}
 	if f := binary.LittleEndian.Uint32(head[12:]); f != 0 {
 		return nil, fmt.Errorf("%w: delta flags %#x", ErrCorrupt, f)
@@ -285,6 +299,19 @@ func (m *Machine) readDelta(r io.Reader) (*Delta, error) {
 		return nil, fmt.Errorf("%w: delta applied %d before its parent's %d", ErrCorrupt, d.applied, d.parentApplied)
 	}
 	d.dirLen = int(dirLen)
+	var extras []byte
+	if version == deltaVersionV2 {
+		if extras, err = rd.record(); err != nil {
+			return nil, err
+		}
+		extras = append([]byte(nil), extras...) // rd reuses its buffer
+		if len(extras) == 0 {
+			return nil, fmt.Errorf("%w: version %d delta without state sections", ErrCorrupt, version)
+		}
+	}
+	if d.install, err = decodeExtras(extras); err != nil {
+		return nil, err
+	}
 	present, err := rd.record()
 	if err != nil {
 		return nil, err
@@ -501,5 +528,8 @@ func (m *Machine) ApplyDelta(d *Delta) error {
 	*t = pageTable{base: d.dirBase, pages: pages, count: count}
 	t.trim()
 	m.now, m.nextID, m.nextLease, m.applied = d.now, d.nextID, d.nextLease, d.applied
+	for _, f := range d.install {
+		f(m)
+	}
 	return nil
 }

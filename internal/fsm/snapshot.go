@@ -24,7 +24,11 @@ const (
 	snapMagic        = "BVRFSM01"
 	snapTrailerMagic = "BVRFSMED"
 	snapVersion      = 1
-	maxRecordLen     = 1 << 30
+	// snapVersionV2 adds, after meta, a record of state sections (see
+	// extend.go): uvarint length | tagged field list. A machine without
+	// section state writes version 1, byte for byte as before.
+	snapVersionV2 = 2
+	maxRecordLen  = 1 << 30
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -39,6 +43,7 @@ type Snapshot struct {
 	nextID    uint64
 	nextLease uint64
 	applied   uint64
+	extras    []byte // encoded sections; empty: none
 }
 
 // Capture freezes the current state for a Snapshot. Call it where Apply may be
@@ -52,6 +57,7 @@ func (m *Machine) Capture() *Snapshot {
 		nextID:    m.nextID,
 		nextLease: m.nextLease,
 		applied:   m.applied,
+		extras:    m.appendExtras(nil),
 	}
 	m.gen++
 	return s
@@ -65,7 +71,11 @@ func (s *Snapshot) Jobs() int { return s.jobs.count }
 func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	e := snapEncoder{w: w, crc: 0, buf: make([]byte, 0, 256<<10)}
 	e.raw([]byte(snapMagic))
-	e.buf = binary.LittleEndian.AppendUint32(e.buf, snapVersion)
+	if len(s.extras) > 0 {
+		e.buf = binary.LittleEndian.AppendUint32(e.buf, snapVersionV2)
+	} else {
+		e.buf = binary.LittleEndian.AppendUint32(e.buf, snapVersion)
+	}
 	e.buf = binary.LittleEndian.AppendUint32(e.buf, 0)
 	var meta []byte
 	meta = binary.AppendVarint(meta, s.now)
@@ -75,6 +85,10 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	meta = binary.AppendUvarint(meta, uint64(s.jobs.count))
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(meta)))
 	e.buf = append(e.buf, meta...)
+	if len(s.extras) > 0 {
+		e.buf = binary.AppendUvarint(e.buf, uint64(len(s.extras)))
+		e.buf = append(e.buf, s.extras...)
+	}
 
 	var rec []byte
 	n := 0
@@ -127,6 +141,9 @@ func (e *snapEncoder) flush() {
 
 const (
 	jobHasExt = 1 << iota
+	// jobHasFields: after the ext fields comes a tagged list of job fields
+	// (extend.go) ended by tag 0. Set only with jobHasExt.
+	jobHasFields
 )
 
 func appendJob(dst []byte, j *job) []byte {
@@ -145,6 +162,7 @@ func appendJob(dst []byte, j *job) []byte {
 		return append(dst, 0)
 	}
 	x := j.ext
+	flagAt := len(dst)
 	dst = append(dst, jobHasExt)
 	dst = appendString(dst, x.uniqueKey)
 	dst = binary.AppendUvarint(dst, x.leaseID)
@@ -154,6 +172,12 @@ func appendJob(dst []byte, j *job) []byte {
 	dst = binary.AppendVarint(dst, x.finishedAt)
 	dst = appendString(dst, x.lastError)
 	dst = appendString(dst, x.result)
+	if len(jobFields) > 0 {
+		var any bool
+		if dst, any = appendJobFields(dst, x); any {
+			dst[flagAt] |= jobHasFields
+		}
+	}
 	return dst
 }
 
@@ -181,8 +205,9 @@ func (m *Machine) restore(r io.Reader) error {
 	if string(head[:8]) != snapMagic {
 		return fmt.Errorf("%w: not a state machine snapshot (magic %q)", ErrCorrupt, head[:8])
 	}
-	if v := binary.LittleEndian.Uint32(head[8:]); v != snapVersion {
-		return fmt.Errorf("%w: snapshot version %d, this build reads %d", ErrCorrupt, v, snapVersion)
+	version := binary.LittleEndian.Uint32(head[8:])
+	if version != snapVersion && version != snapVersionV2 {
+		return fmt.Errorf("%w: snapshot version %d, this build reads %d and %d", ErrCorrupt, version, snapVersion, snapVersionV2)
 	}
 	meta, err := rd.record()
 	if err != nil {
@@ -196,6 +221,20 @@ func (m *Machine) restore(r io.Reader) error {
 	count := d.uvarint()
 	if d.err != nil {
 		return d.err
+	}
+	var extras []byte
+	if version == snapVersionV2 {
+		if extras, err = rd.record(); err != nil {
+			return err
+		}
+		extras = append([]byte(nil), extras...) // rd reuses its buffer
+		if len(extras) == 0 {
+			return fmt.Errorf("%w: version %d snapshot without state sections", ErrCorrupt, version)
+		}
+	}
+	install, err := decodeExtras(extras)
+	if err != nil {
+		return err
 	}
 	var lastID uint64
 	for i := uint64(0); i < count; i++ {
@@ -233,6 +272,9 @@ func (m *Machine) restore(r io.Reader) error {
 	}
 	if _, err := rd.take(1); err == nil {
 		return fmt.Errorf("%w: bytes after the snapshot trailer", ErrCorrupt)
+	}
+	for _, f := range install {
+		f(m)
 	}
 	return nil
 }
@@ -275,6 +317,9 @@ func (m *Machine) decodeJob(rec []byte) (*job, error) {
 		x.finishedAt = d.varint()
 		x.lastError = d.string()
 		x.result = d.string()
+		if flags&jobHasFields != 0 {
+			d.jobFields(x)
+		}
 		j.ext = x
 	}
 	switch {
@@ -286,7 +331,7 @@ func (m *Machine) decodeJob(rec []byte) (*job, error) {
 		return nil, fmt.Errorf("%w: job %d: bad state %d", ErrCorrupt, j.id, j.state)
 	case attempt > MaxAttemptsLimit || maxAttempts == 0 || maxAttempts > MaxAttemptsLimit || timeout == 0 || timeout > uint64(MaxTimeout.Milliseconds()):
 		return nil, fmt.Errorf("%w: job %d: attempts or timeout out of range", ErrCorrupt, j.id)
-	case flags&^jobHasExt != 0:
+	case flags&^(jobHasExt|jobHasFields) != 0 || flags == jobHasFields:
 		return nil, fmt.Errorf("%w: job %d: unknown flags %#x", ErrCorrupt, j.id, flags)
 	case j.state == StateInFlight && (j.ext == nil || j.ext.leaseID == 0):
 		return nil, fmt.Errorf("%w: job %d: in flight without a lease", ErrCorrupt, j.id)
