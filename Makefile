@@ -3,7 +3,7 @@ GO ?= go
 BENCHTIME ?= 1x
 COUNT ?= 5
 
-.PHONY: all build test test-short bench fuzz crash-extended campaign cluster-campaign demo demo-cluster clean
+.PHONY: all build test test-short bench fuzz crash-extended campaign cluster-campaign cluster-partitions demo demo-cluster clean
 
 all: build
 
@@ -54,6 +54,13 @@ CLUSTER_DURATION ?= 10m
 CLUSTER_NODES ?= 5
 cluster-campaign:
 	$(GO) test -count 1 -timeout 1h -run '^TestClusterKillLoop$$' ./test/e2e/ -v -e2e.cluster.duration $(CLUSTER_DURATION) -e2e.cluster.nodes $(CLUSTER_NODES) -e2e.cluster.report cluster-kill-loop.json
+
+# Partitions of the real binary behind a link proxy: PARTITION_ROUNDS
+# partitions of 3 s on PARTITION_NODES nodes (docs/cluster.md, "Testing").
+PARTITION_ROUNDS ?= 30
+PARTITION_NODES ?= 5
+cluster-partitions:
+	$(GO) test -count 1 -timeout 1h -run '^TestClusterPartitions$$' ./test/e2e/ -v -e2e.partition.nodes $(PARTITION_NODES) -e2e.partition.rounds $(PARTITION_ROUNDS)
 
 clean:
 	rm -rf bin
