@@ -61,8 +61,14 @@ func Try(ctx context.Context, rep replica.Replica, cmd *fsm.Command) (Turn, erro
 // empty result: the caller left, or the server is stopping). next builds
 // the command of each try, stamped with the current time. It starts no
 // goroutine.
+//
+// On a node that does not lead (a follower of a cluster), the local state
+// may be behind: before answering that nothing is runnable, Wait catches
+// up with the leader once (a read barrier) and looks again, so a poll
+// without a wait through a follower sees a job enqueued just before it.
 func Wait(ctx context.Context, rep replica.Replica, wait time.Duration, next func() *fsm.Command) (fsm.Result, error) {
 	deadline := time.Now().Add(wait)
+	caughtUp := false
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -85,6 +91,12 @@ func Wait(ctx context.Context, rep replica.Replica, wait time.Duration, next fun
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			if !caughtUp && !t.Proposed {
+				caughtUp = true
+				if leading, _ := replica.Leading(rep); !leading && replica.ReadBarrier(ctx, rep) == nil {
+					continue
+				}
+			}
 			return fsm.Result{}, nil
 		}
 		if t.HasDue && t.Due > 0 && t.Due < left {
