@@ -22,10 +22,12 @@ const (
 	SyncDefault            = SyncAlways
 	SyncIntervalDefault    = 10 * time.Millisecond
 
-	SnapshotEveryRecordsDefault = 100_000
-	SnapshotEveryBytesDefault   = 64 * MiB
-	SnapshotIntervalDefault     = 5 * time.Minute
-	SnapshotKeepDefault         = 2
+	SnapshotEveryRecordsDefault  = 100_000
+	SnapshotEveryBytesDefault    = 64 * MiB
+	SnapshotIntervalDefault      = 5 * time.Minute
+	SnapshotKeepDefault          = 2
+	SnapshotRebasePercentDefault = 50
+	SnapshotBaseRateDefault      = 64 * MiB
 
 	WALSegmentSizeDefault = 64 * MiB
 	WALReserveDefault     = 64 * MiB
@@ -183,6 +185,14 @@ type SnapshotConfig struct {
 	Interval Duration `yaml:"interval"`
 	// Keep is the number of snapshot files kept (the newest ones).
 	Keep int `yaml:"keep"`
+	// RebasePercent: snapshots after the first are deltas (the jobs changed
+	// since the previous one) until the deltas of the chain add up to this
+	// percentage of its full base; the next one then also writes a new
+	// full base. 0 writes every snapshot full.
+	RebasePercent int `yaml:"rebase_percent"`
+	// BaseRate limits how fast a new full base is written in the
+	// background, in bytes per second (0: unlimited).
+	BaseRate ByteSize `yaml:"base_rate"`
 }
 
 // WALConfig shapes the write-ahead log.
@@ -305,10 +315,12 @@ func Default() Config {
 		Sync:            SyncDefault,
 		SyncInterval:    Duration(SyncIntervalDefault),
 		Snapshot: SnapshotConfig{
-			EveryRecords: SnapshotEveryRecordsDefault,
-			EveryBytes:   SnapshotEveryBytesDefault,
-			Interval:     Duration(SnapshotIntervalDefault),
-			Keep:         SnapshotKeepDefault,
+			EveryRecords:  SnapshotEveryRecordsDefault,
+			EveryBytes:    SnapshotEveryBytesDefault,
+			Interval:      Duration(SnapshotIntervalDefault),
+			Keep:          SnapshotKeepDefault,
+			RebasePercent: SnapshotRebasePercentDefault,
+			BaseRate:      SnapshotBaseRateDefault,
 		},
 		WAL: WALConfig{SegmentSize: WALSegmentSizeDefault, Reserve: WALReserveDefault},
 		Retention: RetentionConfig{

@@ -35,6 +35,8 @@ var keys = []key{
 	{"snapshot.every_bytes", "snapshot-every-bytes", "also take a snapshot after this many bytes of WAL records", func(c *Config) any { return &c.Snapshot.EveryBytes }},
 	{"snapshot.interval", "snapshot-interval", "take a snapshot this long after the last one if anything changed", func(c *Config) any { return &c.Snapshot.Interval }},
 	{"snapshot.keep", "snapshot-keep", "number of snapshot files kept", func(c *Config) any { return &c.Snapshot.Keep }},
+	{"snapshot.rebase_percent", "snapshot-rebase-percent", "snapshots are deltas until they add up to this % of the full base (0: always full)", func(c *Config) any { return &c.Snapshot.RebasePercent }},
+	{"snapshot.base_rate", "snapshot-base-rate", "bytes per second a new full base is written at in the background (0: unlimited)", func(c *Config) any { return &c.Snapshot.BaseRate }},
 	{"wal.segment_size", "wal-segment-size", "size at which a WAL segment is closed and a new one started", func(c *Config) any { return &c.WAL.SegmentSize }},
 	{"wal.reserve", "wal-reserve", "disk space kept in reserve so completions keep working when the disk is full (0: none)", func(c *Config) any { return &c.WAL.Reserve }},
 	{"retention.completed", "retention-completed", "how long completed jobs are kept", func(c *Config) any { return &c.Retention.Completed }},

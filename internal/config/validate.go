@@ -46,6 +46,12 @@ func (c *Config) Validate() error {
 	}
 	v.positive("snapshot.interval", c.Snapshot.Interval)
 	v.atLeast("snapshot.keep", c.Snapshot.Keep, 1)
+	if c.Snapshot.RebasePercent < 0 || c.Snapshot.RebasePercent > 1000 {
+		v.fail("snapshot.rebase_percent", "must be between 0 and 1000, got %d", c.Snapshot.RebasePercent)
+	}
+	if c.Snapshot.BaseRate < 0 {
+		v.fail("snapshot.base_rate", "must not be negative, got %s", c.Snapshot.BaseRate)
+	}
 	if c.WAL.SegmentSize < minSegmentSize {
 		v.fail("wal.segment_size", "must be at least %s, got %s", minSegmentSize, c.WAL.SegmentSize)
 	}

@@ -34,6 +34,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"snapshot.every_records", func(c *Config) { c.Snapshot.EveryRecords = 0 }, ">= 1"},
 		{"snapshot.interval", func(c *Config) { c.Snapshot.Interval = 0 }, "> 0"},
 		{"snapshot.keep", func(c *Config) { c.Snapshot.Keep = 0 }, ">= 1"},
+		{"snapshot.rebase_percent", func(c *Config) { c.Snapshot.RebasePercent = -1 }, "between 0 and 1000"},
+		{"snapshot.base_rate", func(c *Config) { c.Snapshot.BaseRate = -1 }, "must not be negative"},
 		{"wal.segment_size", func(c *Config) { c.WAL.SegmentSize = 4 * KiB }, "at least 64KiB"},
 		{"retention.completed", func(c *Config) { c.Retention.Completed = 0 }, "> 0"},
 		{"retention.failed", func(c *Config) { c.Retention.Failed = -1 }, "> 0"},

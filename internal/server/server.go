@@ -413,20 +413,22 @@ func (s *Server) openReplica() (replica.Replica, error) {
 		return nil, err
 	}
 	return local.Open(local.Options{
-		Dir:              c.DataDir,
-		Sync:             mode,
-		SyncInterval:     c.SyncInterval.Duration(),
-		SegmentSize:      int64(c.WAL.SegmentSize),
-		ReserveBytes:     int64(c.WAL.Reserve),
-		SnapshotEvery:    uint64(c.Snapshot.EveryRecords),
-		SnapshotBytes:    int64(c.Snapshot.EveryBytes),
-		SnapshotInterval: c.Snapshot.Interval.Duration(),
-		SnapshotKeep:     c.Snapshot.Keep,
-		Logger:           s.log,
-		Clock:            s.o.Clock,
-		WALObserver:      s.met,
-		OnSnapshot:       s.met.ObserveSnapshot,
-		OnApply:          s.met.Applied,
+		Dir:                c.DataDir,
+		Sync:               mode,
+		SyncInterval:       c.SyncInterval.Duration(),
+		SegmentSize:        int64(c.WAL.SegmentSize),
+		ReserveBytes:       int64(c.WAL.Reserve),
+		SnapshotEvery:      uint64(c.Snapshot.EveryRecords),
+		SnapshotBytes:      int64(c.Snapshot.EveryBytes),
+		SnapshotInterval:   c.Snapshot.Interval.Duration(),
+		SnapshotKeep:       c.Snapshot.Keep,
+		SnapshotDeltaRatio: deltaRatio(c.Snapshot.RebasePercent),
+		SnapshotBaseRate:   baseRate(c.Snapshot.BaseRate),
+		Logger:             s.log,
+		Clock:              s.o.Clock,
+		WALObserver:        s.met,
+		OnSnapshot:         s.met.ObserveSnapshot,
+		OnApply:            s.met.Applied,
 	})
 }
 
@@ -612,4 +614,21 @@ func (c *limitConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// deltaRatio maps snapshot.rebase_percent to local.Options: 0 means every
+// snapshot is full.
+func deltaRatio(percent int) float64 {
+	if percent <= 0 {
+		return -1
+	}
+	return float64(percent) / 100
+}
+
+// baseRate maps snapshot.base_rate to local.Options: 0 means unlimited.
+func baseRate(b config.ByteSize) int64 {
+	if b <= 0 {
+		return -1
+	}
+	return int64(b)
 }

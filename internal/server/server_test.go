@@ -238,3 +238,18 @@ func TestRefusesSecondServerOnSameDir(t *testing.T) {
 		t.Fatalf("second server on the same directory: %v", err)
 	}
 }
+
+func TestSnapshotChainKeysMapToReplicaOptions(t *testing.T) {
+	if got := deltaRatio(0); got >= 0 {
+		t.Errorf("rebase_percent 0: ratio %v, want negative (every snapshot full)", got)
+	}
+	if got := deltaRatio(50); got != 0.5 {
+		t.Errorf("rebase_percent 50: ratio %v, want 0.5", got)
+	}
+	if got := baseRate(0); got >= 0 {
+		t.Errorf("base_rate 0: %d, want negative (unlimited)", got)
+	}
+	if got := baseRate(config.MiB); got != 1<<20 {
+		t.Errorf("base_rate 1MiB: %d", got)
+	}
+}
