@@ -23,6 +23,10 @@ type Machine struct {
 	finished  [numStates]*jobTree // final states, by finished_at
 	unique    map[string]uint64   // unique key -> id of the unfinished job holding it
 	counts    [numStates]int      // by state, all queues
+
+	waits    *btree.BTreeG[depEdge] // blocked jobs by what they wait for (deps.go)
+	cascade  cascade                // dependents settled by the current command
+	periodic []*Schedule            // schedules, sorted by name (periodic.go)
 }
 
 type classKey struct{ queue, typ string }
@@ -44,6 +48,7 @@ func (m *Machine) reset() {
 		scheduled: btree.NewG(btreeDegree, lessRunAt),
 		inflight:  btree.NewG(btreeDegree, lessDeadline),
 		unique:    make(map[string]uint64),
+		waits:     btree.NewG(btreeDegree, lessEdge),
 	}
 	for _, s := range []State{StateCompleted, StateFailed, StateCanceled} {
 		m.finished[s] = btree.NewG(btreeDegree, lessFinished)
@@ -64,6 +69,15 @@ func (m *Machine) Apply(c *Command) Result {
 	if c.Now > m.now {
 		m.now = c.Now
 	}
+	r := m.dispatch(c)
+	if m.cascade != (cascade{}) {
+		r.Unblocked, r.DepCanceled = m.cascade.unblocked, m.cascade.canceled
+		m.cascade = cascade{}
+	}
+	return r
+}
+
+func (m *Machine) dispatch(c *Command) Result {
 	switch c.Kind {
 	case KindEnqueue:
 		return m.enqueue(c)
@@ -83,6 +97,12 @@ func (m *Machine) Apply(c *Command) Result {
 		return m.purge(c)
 	case KindRecover:
 		return m.recoverInFlight()
+	case KindPeriodicPut:
+		return m.periodicPut(c)
+	case KindPeriodicDelete:
+		return m.periodicDelete(c)
+	case KindPeriodicFire:
+		return m.periodicFire(c)
 	default:
 		return Result{Err: &InvalidError{Field: "kind", Msg: "unknown command kind"}}
 	}
@@ -148,6 +168,10 @@ func (m *Machine) index(j *job) {
 		m.inflight.ReplaceOrInsert(j)
 	case StateCompleted, StateFailed, StateCanceled:
 		m.finished[j.state].ReplaceOrInsert(j)
+	case StateBlocked:
+		for _, d := range j.ext.dep.waiting {
+			m.waits.ReplaceOrInsert(depEdge{dep: d, job: j.id})
+		}
 	}
 }
 
@@ -165,6 +189,10 @@ func (m *Machine) unindex(j *job) {
 		m.inflight.Delete(j)
 	case StateCompleted, StateFailed, StateCanceled:
 		m.finished[j.state].Delete(j)
+	case StateBlocked:
+		for _, d := range j.ext.dep.waiting {
+			m.waits.Delete(depEdge{dep: d, job: j.id})
+		}
 	}
 }
 
