@@ -295,6 +295,12 @@ func (md *model) apply(c *Command) Result {
 		if s == nil {
 			return Result{Err: ErrNoSchedule}
 		}
+		res := Result{}
+		if p.SkipTo > s.lastFired {
+			s.lastFired = p.SkipTo
+			s.skipped += uint64(p.Skipped)
+			res.Skipped = p.Skipped
+		}
 		var out []EnqueueResult
 		for _, t := range p.Fires {
 			if t <= s.lastFired || t <= s.since {
@@ -310,12 +316,7 @@ func (md *model) apply(c *Command) Result {
 			}
 			s.lastFired = t
 		}
-		res := Result{Enqueued: out}
-		if p.SkipTo > s.lastFired {
-			s.lastFired = p.SkipTo
-			s.skipped += uint64(p.Skipped)
-			res.Skipped = p.Skipped
-		}
+		res.Enqueued = out
 		return res
 	case KindPurge:
 		n := 0
@@ -466,6 +467,9 @@ func compareResults(t *rapid.T, k Kind, got, want Result) {
 		if !errors.Is(got.AckErrs[i], want.AckErrs[i]) || (want.AckErrs[i] == nil) != (got.AckErrs[i] == nil) {
 			t.Fatalf("%s: ack %d err %v, model %v", k, i, got.AckErrs[i], want.AckErrs[i])
 		}
+	}
+	if got.Skipped != want.Skipped {
+		t.Fatalf("%s: skipped %d, model %d", k, got.Skipped, want.Skipped)
 	}
 	if k == KindLease && got.Promoted != want.Promoted || k == KindTick && got.Expired != want.Expired || got.Purged != want.Purged {
 		t.Fatalf("%s: counters %+v, model %+v", k, got, want)

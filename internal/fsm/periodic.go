@@ -123,7 +123,8 @@ type PeriodicCommand struct {
 	// Fires are the scheduled times to enqueue, ascending (Fire).
 	Fires []int64
 	// SkipTo marks the runs up to this time as handled without enqueueing
-	// them; Skipped says how many they are, for the counters (Fire).
+	// them (applied before Fires, which follow the skipped runs); Skipped
+	// says how many they are, for the counters (Fire).
 	SkipTo  int64
 	Skipped int
 }
@@ -300,6 +301,14 @@ func (m *Machine) periodicFire(c *Command) Result {
 	if s == nil {
 		return Result{Err: ErrNoSchedule}
 	}
+	res := Result{}
+	if p.SkipTo > s.LastFired {
+		// runs the catch-up policy skipped: counted once, however often
+		// the command is proposed
+		s.LastFired = p.SkipTo
+		s.Skipped += uint64(p.Skipped)
+		res.Skipped = p.Skipped
+	}
 	out := make([]EnqueueResult, len(p.Fires))
 	var specs []JobSpec
 	var at []int
@@ -328,12 +337,7 @@ func (m *Machine) periodicFire(c *Command) Result {
 		}
 		s.LastFired = p.Fires[len(p.Fires)-1]
 	}
-	res := Result{Enqueued: out}
-	if p.SkipTo > s.LastFired {
-		s.LastFired = p.SkipTo
-		s.Skipped += uint64(p.Skipped)
-		res.Skipped = p.Skipped
-	}
+	res.Enqueued = out
 	return res
 }
 

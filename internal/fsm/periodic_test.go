@@ -141,12 +141,17 @@ func TestPeriodicFireExactlyOnce(t *testing.T) {
 	}
 	// a skip records the missed runs without enqueueing them
 	r = apply(t, m, &Command{Kind: KindPeriodicFire, Now: 1000 * sec, Periodic: &PeriodicCommand{Name: "s", Fires: []int64{1000 * sec}, SkipTo: 940 * sec, Skipped: 11}})
-	if r.Skipped != 0 || r.Enqueued[0].Duplicate {
-		t.Fatalf("fire with a skip below it: %+v", r) // the fire moved past SkipTo
+	if r.Skipped != 11 || r.Enqueued[0].Duplicate {
+		t.Fatalf("fire with the skip of the runs before it: %+v", r)
+	}
+	// proposed again: neither the skip nor the run counts twice
+	r = apply(t, m, &Command{Kind: KindPeriodicFire, Now: 1001 * sec, Periodic: &PeriodicCommand{Name: "s", Fires: []int64{1000 * sec}, SkipTo: 940 * sec, Skipped: 11}})
+	if r.Skipped != 0 || !r.Enqueued[0].Duplicate {
+		t.Fatalf("the same fire and skip again: %+v", r)
 	}
 	r = apply(t, m, &Command{Kind: KindPeriodicFire, Now: 2000 * sec, Periodic: &PeriodicCommand{Name: "s", SkipTo: 1960 * sec, Skipped: 16}})
 	s, _ = m.Schedule("s")
-	if r.Skipped != 16 || s.Skipped != 16 || s.LastFired != 1960*sec || m.Len() != 4 {
+	if r.Skipped != 16 || s.Skipped != 27 || s.LastFired != 1960*sec || m.Len() != 4 {
 		t.Fatalf("skip: %+v, schedule %+v", r, s)
 	}
 	// a run before the definition changed is not fired under the new one
