@@ -365,7 +365,7 @@ func TestAgainstModel(t *testing.T) {
 				c.Kind = KindEnqueue
 			case 6:
 				def := ScheduleDef{Every: rapid.Int64Range(1, 3).Draw(rt, "every") * sec, CatchUp: CatchUpOne,
-					Job: JobSpec{Queue: rapid.SampledFrom([]string{"a", "b"}).Draw(rt, "pqueue"), Type: "t", Payload: "null", MaxAttempts: 2, Timeout: sec},
+					Job:    JobSpec{Queue: rapid.SampledFrom([]string{"a", "b"}).Draw(rt, "pqueue"), Type: "t", Payload: "null", MaxAttempts: 2, Timeout: sec},
 					Origin: OriginAPI}
 				if rapid.IntRange(0, 9).Draw(rt, "badput") == 0 {
 					def.Every = 0
