@@ -85,8 +85,19 @@ func lessEdge(a, b depEdge) bool {
 }
 
 // cascade counts what the current command did to dependents (copied into
-// its Result by Apply).
+// its Result by settled).
 type cascade struct{ unblocked, canceled int }
+
+// settled adds to r what the command did to dependents: the kinds that end
+// jobs return through it (an Enqueue that is canceled at once because of a
+// failed dependency says so in its own result).
+func (m *Machine) settled(r Result) Result {
+	if m.cascade != (cascade{}) {
+		r.Unblocked, r.DepCanceled = m.cascade.unblocked, m.cascade.canceled
+		m.cascade = cascade{}
+	}
+	return r
+}
 
 // validateDeps checks what needs no state: sizes, and that indexes name
 // earlier jobs of the batch (index is the job's own).
@@ -155,7 +166,6 @@ func (m *Machine) enqueueDeps(j *job, d *Deps, earlier []EnqueueResult) {
 			if dp.run {
 				continue
 			}
-			m.cascade.canceled++
 			x.lastError = fmt.Sprintf("dependency %d %s", id, dj.state)
 			x.finishedAt = m.now
 			dp.waiting = nil

@@ -69,34 +69,25 @@ func (m *Machine) Apply(c *Command) Result {
 	if c.Now > m.now {
 		m.now = c.Now
 	}
-	r := m.dispatch(c)
-	if m.cascade != (cascade{}) {
-		r.Unblocked, r.DepCanceled = m.cascade.unblocked, m.cascade.canceled
-		m.cascade = cascade{}
-	}
-	return r
-}
-
-func (m *Machine) dispatch(c *Command) Result {
 	switch c.Kind {
 	case KindEnqueue:
 		return m.enqueue(c)
 	case KindLease:
-		return m.lease(c)
+		return m.settled(m.lease(c))
 	case KindAck:
-		return m.ack(c)
+		return m.settled(m.ack(c))
 	case KindHeartbeat:
 		return m.heartbeat(c)
 	case KindCancel:
-		return m.cancel(c)
+		return m.settled(m.cancel(c))
 	case KindRetry:
 		return m.retry(c)
 	case KindTick:
-		return m.tick(c)
+		return m.settled(m.tick(c))
 	case KindPurge:
 		return m.purge(c)
 	case KindRecover:
-		return m.recoverInFlight()
+		return m.settled(m.recoverInFlight())
 	case KindPeriodicPut:
 		return m.periodicPut(c)
 	case KindPeriodicDelete:
