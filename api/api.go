@@ -76,6 +76,7 @@ const (
 	StateCompleted = "completed" // final: succeeded
 	StateFailed    = "failed"    // final: the last attempt failed
 	StateCanceled  = "canceled"  // final: canceled
+	StateBlocked   = "blocked"   // waits for the jobs it depends on (depends_on)
 )
 
 // Error is the body of every error response:
@@ -121,6 +122,15 @@ type EnqueueRequest struct {
 	// not finished, enqueueing the same key returns that job with
 	// Duplicate set. At most 256 bytes.
 	UniqueKey string `json:"unique_key,omitempty"`
+	// DependsOn names existing jobs (ids) this job waits for: it stays
+	// blocked until all of them completed (docs/dependencies.md).
+	DependsOn []string `json:"depends_on,omitempty"`
+	// DependsOnIndex names earlier jobs of the same batch by their index
+	// in [BatchRequest.Jobs].
+	DependsOnIndex []int `json:"depends_on_index,omitempty"`
+	// OnDependencyFailure is "cancel" (the default: the job is canceled
+	// when a dependency fails or is canceled) or "run" (it runs anyway).
+	OnDependencyFailure string `json:"on_dependency_failure,omitempty"`
 }
 
 // EnqueueResponse answers POST /v1/jobs (201 Created), once the job is
@@ -178,6 +188,12 @@ type Job struct {
 	LeaseDeadline time.Time `json:"lease_deadline,omitzero"`
 	// Worker is the worker that holds, or held last, the job.
 	Worker string `json:"worker,omitempty"`
+	// DependsOn lists the jobs this one depends on; WaitingFor those it
+	// still waits for (while blocked); OnDependencyFailure is "run" when
+	// it runs even if one fails.
+	DependsOn           []string `json:"depends_on,omitempty"`
+	WaitingFor          []string `json:"waiting_for,omitempty"`
+	OnDependencyFailure string   `json:"on_dependency_failure,omitempty"`
 }
 
 // ListResponse answers GET /v1/jobs?queue=&state=&type=&limit=&cursor=:
@@ -315,6 +331,7 @@ type StateCounts struct {
 	Completed int `json:"completed"`
 	Failed    int `json:"failed"`
 	Canceled  int `json:"canceled"`
+	Blocked   int `json:"blocked"`
 }
 
 // Status answers GET /v1/status.

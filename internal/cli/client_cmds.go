@@ -26,6 +26,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 		newJobsCmd(e),
 		newWorkerCmd(e),
 		newClusterCmd(e),
+		newPeriodicCmd(e),
 	)
 }
 

@@ -150,12 +150,12 @@ func TestStatus(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	// QUEUE PENDING SCHEDULED IN_FLIGHT COMPLETED FAILED CANCELED TOTAL
+	// QUEUE PENDING SCHEDULED IN_FLIGHT BLOCKED COMPLETED FAILED CANCELED TOTAL
 	for _, row := range []string{
-		`(?m)^\s*QUEUE\s+PENDING\s+SCHEDULED\s+IN_FLIGHT\s+COMPLETED\s+FAILED\s+CANCELED\s+TOTAL$`,
-		`(?m)^\s*\(all\)\s+2\s+1\s+0\s+0\s+0\s+1\s+4$`,
-		`(?m)^\s*default\s+2\s+0\s+0\s+0\s+0\s+0\s+2$`,
-		`(?m)^\s*emails\s+0\s+1\s+0\s+0\s+0\s+1\s+2$`,
+		`(?m)^\s*QUEUE\s+PENDING\s+SCHEDULED\s+IN_FLIGHT\s+BLOCKED\s+COMPLETED\s+FAILED\s+CANCELED\s+TOTAL$`,
+		`(?m)^\s*\(all\)\s+2\s+1\s+0\s+0\s+0\s+0\s+1\s+4$`,
+		`(?m)^\s*default\s+2\s+0\s+0\s+0\s+0\s+0\s+0\s+2$`,
+		`(?m)^\s*emails\s+0\s+1\s+0\s+0\s+0\s+0\s+1\s+2$`,
 	} {
 		if !regexp.MustCompile(row).MatchString(r.stdout) {
 			t.Errorf("status lacks a row matching %s:\n%s", row, r.stdout)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,10 +36,12 @@ type enqueueFlags struct {
 	typ, payload, queue, delay, runAt, uniqueKey, jobTimeout string
 	priority                                                 int32
 	maxAttempts                                              int
+	dependsOn                                                []string
+	onDepFailure                                             string
 }
 
 // oneJobFlags describe the job enqueued without --file.
-var oneJobFlags = []string{"type", "payload", "queue", "priority", "delay", "run-at", "unique-key", "max-attempts", "job-timeout"}
+var oneJobFlags = []string{"type", "payload", "queue", "priority", "delay", "run-at", "unique-key", "max-attempts", "job-timeout", "depends-on", "on-dependency-failure"}
 
 func newEnqueueCmd(e *env) *cobra.Command {
 	f := &enqueueFlags{}
@@ -55,7 +58,9 @@ or the server's answer with --json.
 Many jobs: --file FILE (- for stdin) holds a JSON array of job objects, or
 JSON Lines (one job object per line; blank lines are ignored). A job object
 has the fields of POST /v1/jobs (docs/api.md): type (required), queue,
-payload, priority, run_at, delay, max_attempts, timeout, unique_key.
+payload, priority, run_at, delay, max_attempts, timeout, unique_key,
+depends_on, depends_on_index (earlier jobs of the same batch),
+on_dependency_failure.
 
 The whole file is read and checked first (strict JSON, no unknown fields,
 type required, valid durations and names): if any job is bad, every bad one
@@ -65,6 +70,7 @@ server refuses a batch or the connection fails, enqueue stops and says
 exactly which lines were enqueued and which were not.`,
 		Example: `  beaver-raft enqueue --type email --payload '{"to":"ada@example.com"}'
   beaver-raft enqueue --type report --queue nightly --delay 1h --unique-key report-2026-11-26
+  beaver-raft enqueue --type publish --depends-on 12,13
   beaver-raft enqueue --file examples/jobs.json
   seq 1000 | sed 's/.*/{"type":"noop","payload":&}/' | beaver-raft enqueue --file -`,
 		Args: usageArgs(cobra.NoArgs),
@@ -105,6 +111,8 @@ exactly which lines were enqueued and which were not.`,
 	fs.StringVar(&f.uniqueKey, "unique-key", "", "while an unfinished job has this key, return it instead of adding a job")
 	fs.IntVar(&f.maxAttempts, "max-attempts", 0, "attempts before the job fails (default: the server's, 25)")
 	fs.StringVar(&f.jobTimeout, "job-timeout", "", "time limit of each attempt, e.g. 5m (default: the server's, 30s)")
+	fs.StringSliceVar(&f.dependsOn, "depends-on", nil, "ids of jobs this one waits for, e.g. 12,13: it runs once they all completed")
+	fs.StringVar(&f.onDepFailure, "on-dependency-failure", "", "cancel (default) or run: what happens when a dependency fails or is canceled")
 	return cmd
 }
 
@@ -113,6 +121,17 @@ func enqueueOne(ctx context.Context, e *env, f *enqueueFlags) error {
 	req := api.EnqueueRequest{
 		Queue: f.queue, Type: f.typ, Priority: f.priority, Delay: f.delay,
 		MaxAttempts: f.maxAttempts, Timeout: f.jobTimeout, UniqueKey: f.uniqueKey,
+		DependsOn: f.dependsOn, OnDependencyFailure: f.onDepFailure,
+	}
+	for _, id := range f.dependsOn {
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+			return usageErrorf("--depends-on: %q is not a job id", id)
+		}
+	}
+	switch f.onDepFailure {
+	case "", "cancel", "run":
+	default:
+		return usageErrorf("--on-dependency-failure must be cancel or run, got %q", f.onDepFailure)
 	}
 	if f.payload != "" {
 		p, err := readPayload(e, f.payload)

@@ -25,7 +25,7 @@ const (
 	lastErrorWidth = 60
 )
 
-var jobStates = []string{api.StatePending, api.StateScheduled, api.StateInFlight, api.StateCompleted, api.StateFailed, api.StateCanceled}
+var jobStates = []string{api.StatePending, api.StateScheduled, api.StateInFlight, api.StateBlocked, api.StateCompleted, api.StateFailed, api.StateCanceled}
 
 func newJobsCmd(e *env) *cobra.Command {
 	var cf clientFlags

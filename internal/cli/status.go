@@ -106,10 +106,10 @@ func writeCounts(w io.Writer, st api.Status) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	row("QUEUE", "PENDING", "SCHEDULED", "IN_FLIGHT", "COMPLETED", "FAILED", "CANCELED", "TOTAL")
+	row("QUEUE", "PENDING", "SCHEDULED", "IN_FLIGHT", "BLOCKED", "COMPLETED", "FAILED", "CANCELED", "TOTAL")
 	counts := func(name string, c api.StateCounts) {
-		total := c.Pending + c.Scheduled + c.InFlight + c.Completed + c.Failed + c.Canceled
-		row(name, c.Pending, c.Scheduled, c.InFlight, c.Completed, c.Failed, c.Canceled, total)
+		total := c.Pending + c.Scheduled + c.InFlight + c.Blocked + c.Completed + c.Failed + c.Canceled
+		row(name, c.Pending, c.Scheduled, c.InFlight, c.Blocked, c.Completed, c.Failed, c.Canceled, total)
 	}
 	counts("(all)", st.Jobs)
 	for _, n := range names {

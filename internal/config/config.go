@@ -122,6 +122,10 @@ type Config struct {
 	Handlers  HandlersConfig  `yaml:"handlers"`
 	Log       LogConfig       `yaml:"log"`
 	Cluster   ClusterConfig   `yaml:"cluster"`
+
+	// Periodic are schedules of periodic jobs, by name (periodic.go). It is
+	// a table of records, not a key: it has no flag.
+	Periodic map[string]PeriodicConfig `yaml:"periodic,omitempty"`
 }
 
 // ClusterConfig turns the node into a member of a replicated cluster

@@ -18,6 +18,9 @@ func TestKeyTableCoversConfig(t *testing.T) {
 	walk = func(typ reflect.Type, prefix string) {
 		for f := range typ.Fields() {
 			name := prefix + f.Tag.Get("yaml")
+			if name == periodicKey+",omitempty" {
+				continue // a table of records, not a key (periodic.go)
+			}
 			if f.Type.Kind() == reflect.Struct {
 				walk(f.Type, name+".")
 			} else {

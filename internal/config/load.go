@@ -95,6 +95,8 @@ func checkNode(n *yaml.Node, prefix string, scratch *Config) error {
 		case strings.Contains(kn.Value, "."):
 			errs = append(errs, &FieldError{Key: name, Line: kn.Line,
 				Problem: "unknown key (write nested keys as mappings, e.g. snapshot: {keep: 2})"})
+		case name == periodicKey:
+			errs = append(errs, checkPeriodic(vn))
 		case k != nil:
 			if _, list := k.field(scratch).(*[]string); !list && vn.ShortTag() == "!!null" {
 				errs = append(errs, &FieldError{Key: name, Line: vn.Line, Problem: "has no value (remove the key to keep its default)"})

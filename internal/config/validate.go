@@ -116,6 +116,7 @@ func (c *Config) Validate() error {
 	if c.Cluster.Enabled {
 		c.validateCluster(&v)
 	}
+	c.validatePeriodic(&v)
 	return errors.Join(v.errs...)
 }
 

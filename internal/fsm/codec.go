@@ -80,6 +80,8 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		dst = binary.AppendVarint(dst, c.Retention.Failed)
 		dst = binary.AppendVarint(dst, c.Retention.Canceled)
 	case KindRecover:
+	case KindPeriodicPut, KindPeriodicDelete, KindPeriodicFire:
+		dst = appendPeriodic(dst, c)
 	}
 	return dst
 }
@@ -157,6 +159,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Retention.Failed = d.varint()
 		c.Retention.Canceled = d.varint()
 	case KindRecover:
+	case KindPeriodicPut, KindPeriodicDelete, KindPeriodicFire:
+		c.Periodic = d.periodic(c.Kind)
 	default:
 		if d.err == nil {
 			return c, fmt.Errorf("%w: unknown command kind %d", ErrCorrupt, c.Kind)

@@ -30,26 +30,43 @@ const (
 	// replica proposes it after a restart: the workers that held those
 	// leases died with the process.
 	KindRecover
-
-	maxKind = KindRecover
 )
 
-var kindNames = [...]string{"", "enqueue", "lease", "ack", "heartbeat", "cancel", "retry", "tick", "purge", "recover"}
+// Kinds 20 to 29: periodic jobs (periodic.go).
+const (
+	// KindPeriodicPut creates or replaces the schedule Periodic.Name.
+	KindPeriodicPut Kind = iota + 20
+	// KindPeriodicDelete deletes the schedule Periodic.Name.
+	KindPeriodicDelete
+	// KindPeriodicFire enqueues the runs Periodic.Fires of the schedule
+	// Periodic.Name that are after its last fired run, and records them.
+	KindPeriodicFire
+
+	maxKind = KindPeriodicFire
+)
+
+var kindNames = [...]string{
+	KindEnqueue: "enqueue", KindLease: "lease", KindAck: "ack", KindHeartbeat: "heartbeat",
+	KindCancel: "cancel", KindRetry: "retry", KindTick: "tick", KindPurge: "purge", KindRecover: "recover",
+	KindPeriodicPut: "periodic_put", KindPeriodicDelete: "periodic_delete", KindPeriodicFire: "periodic_fire",
+}
 
 // Wakes reports whether applying a command of this kind may make jobs
-// runnable (an enqueue, an ack, a tick, a retry, a recover), so that
-// waiters for runnable work (long-polling leases, the worker pool) must look
-// again. The hosts of the machine close their Changed channel on it.
+// runnable (an enqueue, an ack, a tick, a retry, a recover, a periodic
+// fire), so that waiters for runnable work (long-polling leases, the worker
+// pool) must look again. The hosts of the machine close their Changed
+// channel on it, and on any command whose Result.Unblocked is not zero (a
+// cancel or a lease's acks may release jobs that depended on another).
 func (k Kind) Wakes() bool {
 	switch k {
-	case KindEnqueue, KindAck, KindTick, KindRetry, KindRecover:
+	case KindEnqueue, KindAck, KindTick, KindRetry, KindRecover, KindPeriodicFire:
 		return true
 	}
 	return false
 }
 
 func (k Kind) String() string {
-	if k >= 1 && k <= maxKind {
+	if k >= 1 && k <= maxKind && kindNames[k] != "" {
 		return kindNames[k]
 	}
 	return "kind(?)"
@@ -93,6 +110,8 @@ type Command struct {
 	LeaseID uint64 // Heartbeat
 
 	Retention Retention // Purge
+
+	Periodic *PeriodicCommand // PeriodicPut, PeriodicDelete, PeriodicFire
 }
 
 // JobSpec is a job to enqueue. Zero values take defaults: queue "default",
@@ -106,6 +125,8 @@ type JobSpec struct {
 	MaxAttempts int
 	Timeout     int64 // ns
 	UniqueKey   string
+	// Deps, if set, makes the job wait for other jobs (deps.go).
+	Deps *Deps
 }
 
 // Ack reports the outcome of one leased attempt.
@@ -142,6 +163,14 @@ type Result struct {
 	Purged   int // Purge
 	// More is set by Tick and Purge when they stopped at Max with work left.
 	More bool
+
+	// Skipped is the number of runs a PeriodicFire skipped (catch-up).
+	Skipped int
+	// Unblocked counts the jobs that depended on jobs this command
+	// finished and became runnable (or scheduled) because of it;
+	// DepCanceled those canceled because a dependency failed or was
+	// canceled (deps.go). Any command that finishes jobs may set them.
+	Unblocked, DepCanceled int
 }
 
 // EnqueueResult describes one enqueued job.

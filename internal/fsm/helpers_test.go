@@ -20,7 +20,7 @@ func checkInvariants(t fataler, m *Machine) {
 	var counts [numStates]int
 	qcounts := map[string]*[numStates]int{}
 	runnable := map[string]int{}
-	var scheduled, inflight int
+	var scheduled, inflight, blocked int
 	var finished [numStates]int
 	unique := map[string]uint64{}
 	n := 0
@@ -52,6 +52,9 @@ func checkInvariants(t fataler, m *Machine) {
 			if _, ok := m.scheduled.Get(j); !ok {
 				t.Fatalf("scheduled job %d not in index", j.id)
 			}
+		case StateBlocked:
+			blocked++
+			checkBlocked(t, m, j)
 		case StateInFlight:
 			inflight++
 			if j.ext == nil || j.ext.leaseID == 0 {
@@ -105,6 +108,8 @@ func checkInvariants(t fataler, m *Machine) {
 			t.Fatalf("finished %s index %d want %d", s, m.finished[s].Len(), finished[s])
 		}
 	}
+	checkWaits(t, m, blocked)
+	checkSchedules(t, m)
 	if len(unique) != len(m.unique) {
 		t.Fatalf("unique map has %d keys, want %d", len(m.unique), len(unique))
 	}

@@ -18,11 +18,14 @@ const (
 	StateFailed
 	// StateCanceled is final: somebody canceled the job.
 	StateCanceled
+	// StateBlocked jobs wait for the jobs they depend on to complete
+	// (deps.go). Numbered after the final states, it is not final.
+	StateBlocked
 
-	numStates = int(StateCanceled) + 1
+	numStates = int(StateBlocked) + 1
 )
 
-var stateNames = [...]string{"", "pending", "scheduled", "in_flight", "completed", "failed", "canceled"}
+var stateNames = [...]string{"", "pending", "scheduled", "in_flight", "completed", "failed", "canceled", "blocked"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) && s != 0 {
@@ -44,9 +47,10 @@ func ParseState(name string) (State, bool) {
 	return 0, false
 }
 
-// States lists every state in order.
+// States lists every state in the order users see them: the unfinished
+// states, then the final ones.
 func States() []State {
-	return []State{StatePending, StateScheduled, StateInFlight, StateCompleted, StateFailed, StateCanceled}
+	return []State{StatePending, StateScheduled, StateInFlight, StateBlocked, StateCompleted, StateFailed, StateCanceled}
 }
 
 // Job is a read-only copy of a job, as queries and results return it. Times
@@ -68,9 +72,10 @@ type Job struct {
 	FinishedAt    int64
 	LastError     string
 	Result        string
-	LeaseID       uint64 // while in flight
-	LeaseDeadline int64  // while in flight
-	Worker        string // while in flight, or who ran the last attempt
+	LeaseID       uint64   // while in flight
+	LeaseDeadline int64    // while in flight
+	Worker        string   // while in flight, or who ran the last attempt
+	Deps          *JobDeps // nil unless the job was enqueued with dependencies
 }
 
 // job is the machine's compact form of a job: about 80 bytes plus the payload
@@ -105,6 +110,7 @@ type jobExt struct {
 	finishedAt    int64
 	lastError     string
 	result        string
+	dep           *jobDeps // dependencies (deps.go); replaced, never changed in place
 }
 
 // class interns the (queue, type) pair shared by many jobs, and holds their
@@ -157,5 +163,6 @@ func (j *job) view() Job {
 		LeaseID:       x.leaseID,
 		LeaseDeadline: x.leaseDeadline,
 		Worker:        x.worker,
+		Deps:          x.dep.view(),
 	}
 }

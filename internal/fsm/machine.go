@@ -23,6 +23,10 @@ type Machine struct {
 	finished  [numStates]*jobTree // final states, by finished_at
 	unique    map[string]uint64   // unique key -> id of the unfinished job holding it
 	counts    [numStates]int      // by state, all queues
+
+	waits    *btree.BTreeG[depEdge] // blocked jobs by what they wait for (deps.go)
+	cascade  cascade                // dependents settled by the current command
+	periodic []*Schedule            // schedules, sorted by name (periodic.go)
 }
 
 type classKey struct{ queue, typ string }
@@ -44,6 +48,7 @@ func (m *Machine) reset() {
 		scheduled: btree.NewG(btreeDegree, lessRunAt),
 		inflight:  btree.NewG(btreeDegree, lessDeadline),
 		unique:    make(map[string]uint64),
+		waits:     btree.NewG(btreeDegree, lessEdge),
 	}
 	for _, s := range []State{StateCompleted, StateFailed, StateCanceled} {
 		m.finished[s] = btree.NewG(btreeDegree, lessFinished)
@@ -68,21 +73,27 @@ func (m *Machine) Apply(c *Command) Result {
 	case KindEnqueue:
 		return m.enqueue(c)
 	case KindLease:
-		return m.lease(c)
+		return m.settled(m.lease(c))
 	case KindAck:
-		return m.ack(c)
+		return m.settled(m.ack(c))
 	case KindHeartbeat:
 		return m.heartbeat(c)
 	case KindCancel:
-		return m.cancel(c)
+		return m.settled(m.cancel(c))
 	case KindRetry:
 		return m.retry(c)
 	case KindTick:
-		return m.tick(c)
+		return m.settled(m.tick(c))
 	case KindPurge:
 		return m.purge(c)
 	case KindRecover:
-		return m.recoverInFlight()
+		return m.settled(m.recoverInFlight())
+	case KindPeriodicPut:
+		return m.periodicPut(c)
+	case KindPeriodicDelete:
+		return m.periodicDelete(c)
+	case KindPeriodicFire:
+		return m.periodicFire(c)
 	default:
 		return Result{Err: &InvalidError{Field: "kind", Msg: "unknown command kind"}}
 	}
@@ -148,6 +159,10 @@ func (m *Machine) index(j *job) {
 		m.inflight.ReplaceOrInsert(j)
 	case StateCompleted, StateFailed, StateCanceled:
 		m.finished[j.state].ReplaceOrInsert(j)
+	case StateBlocked:
+		for _, d := range j.ext.dep.waiting {
+			m.waits.ReplaceOrInsert(depEdge{dep: d, job: j.id})
+		}
 	}
 }
 
@@ -165,6 +180,10 @@ func (m *Machine) unindex(j *job) {
 		m.inflight.Delete(j)
 	case StateCompleted, StateFailed, StateCanceled:
 		m.finished[j.state].Delete(j)
+	case StateBlocked:
+		for _, d := range j.ext.dep.waiting {
+			m.waits.Delete(depEdge{dep: d, job: j.id})
+		}
 	}
 }
 

@@ -2,7 +2,11 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -15,6 +19,14 @@ type model struct {
 	now   int64
 	jobs  []*mjob // index = id-1; nil when purged
 	lease uint64
+	sched map[string]*msched
+}
+
+// msched is a schedule of the model.
+type msched struct {
+	def              ScheduleDef
+	since, lastFired int64
+	fired, skipped   uint64
 }
 
 type mjob struct {
@@ -25,6 +37,9 @@ type mjob struct {
 	attempt, max         int
 	runAt, deadline, fin int64
 	leaseID              uint64
+	deps, waiting        []uint64 // dependencies, and those not completed yet (while blocked)
+	runAnyway            bool
+	lastErr              string
 }
 
 func (md *model) get(id uint64) *mjob {
@@ -48,7 +63,38 @@ func (md *model) apply(c *Command) Result {
 		md.now = c.Now
 	}
 	now := md.now
-	finish := func(j *mjob, s State) { j.state, j.fin, j.leaseID = s, now, 0 }
+	// settle finds the blocked jobs that wait for each job that ended, in
+	// the order they ended, by scanning every job.
+	settle := func(first *mjob) {
+		queue := []*mjob{first}
+		for len(queue) > 0 {
+			e := queue[0]
+			queue = queue[1:]
+			for _, b := range md.jobs {
+				if b == nil || b.state != StateBlocked || !slices.Contains(b.waiting, e.id) {
+					continue
+				}
+				if e.state == StateCompleted || b.runAnyway {
+					b.waiting = slices.DeleteFunc(b.waiting, func(w uint64) bool { return w == e.id })
+					if len(b.waiting) == 0 {
+						if b.runAt > now {
+							b.state = StateScheduled
+						} else {
+							b.state, b.runAt = StatePending, now
+						}
+					}
+					continue
+				}
+				b.state, b.fin, b.waiting = StateCanceled, now, nil
+				b.lastErr = fmt.Sprintf("dependency %d %s", e.id, e.state)
+				queue = append(queue, b)
+			}
+		}
+	}
+	finish := func(j *mjob, s State) {
+		j.state, j.fin, j.leaseID, j.waiting = s, now, 0, nil
+		settle(j)
+	}
 	requeue := func(j *mjob, at int64) {
 		j.leaseID = 0
 		if at > now {
@@ -62,6 +108,13 @@ func (md *model) apply(c *Command) Result {
 		for i := range c.Jobs {
 			if ValidateSpec(i, &c.Jobs[i]) != nil {
 				return Result{Err: ErrInvalid}
+			}
+			if d := c.Jobs[i].Deps; d != nil {
+				for _, id := range d.On {
+					if md.get(id) == nil {
+						return Result{Err: ErrInvalid}
+					}
+				}
 			}
 		}
 		var out []EnqueueResult
@@ -79,6 +132,33 @@ func (md *model) apply(c *Command) Result {
 			}
 			if s.RunAt > now {
 				j.state, j.runAt = StateScheduled, s.RunAt
+			}
+			if d := s.Deps; d != nil {
+				j.deps = append(j.deps, d.On...)
+				for _, i := range d.OnIndex {
+					j.deps = append(j.deps, out[i].ID)
+				}
+				slices.Sort(j.deps)
+				j.deps = slices.Compact(j.deps)
+				j.runAnyway = d.RunOnFailure
+				for _, id := range j.deps {
+					dj := md.get(id)
+					if dj.state == StateCompleted {
+						continue
+					}
+					if dj.state.Final() {
+						if j.runAnyway {
+							continue
+						}
+						j.state, j.fin, j.waiting = StateCanceled, now, nil
+						j.lastErr = fmt.Sprintf("dependency %d %s", id, dj.state)
+						break
+					}
+					j.waiting = append(j.waiting, id)
+				}
+				if len(j.waiting) > 0 {
+					j.state = StateBlocked
+				}
 			}
 			md.jobs = append(md.jobs, j)
 			out = append(out, EnqueueResult{ID: j.id, State: j.state})
@@ -157,20 +237,87 @@ func (md *model) apply(c *Command) Result {
 		return Result{Jobs: []Job{{ID: j.id}}}
 	case KindTick:
 		expired := 0
+		var due []*mjob
 		for _, j := range md.jobs {
 			if j != nil && j.state == StateScheduled && j.runAt <= now {
 				j.state = StatePending
 			}
 			if j != nil && j.state == StateInFlight && j.deadline <= now {
-				expired++
-				if j.attempt >= j.max {
-					finish(j, StateFailed)
-				} else {
-					requeue(j, 0)
-				}
+				due = append(due, j)
+			}
+		}
+		// leases expire in deadline order (a cascade depends on it)
+		sort.SliceStable(due, func(a, b int) bool { return due[a].deadline < due[b].deadline })
+		for _, j := range due {
+			expired++
+			if j.attempt >= j.max {
+				j.lastErr = "lease expired"
+				finish(j, StateFailed)
+			} else {
+				requeue(j, 0)
 			}
 		}
 		return Result{Expired: expired}
+	case KindPeriodicPut:
+		p := c.Periodic
+		if ValidateScheduleDef(p.Name, &p.Def) != nil {
+			return Result{Err: ErrInvalid}
+		}
+		if md.sched == nil {
+			md.sched = map[string]*msched{}
+		}
+		s := md.sched[p.Name]
+		if s == nil {
+			md.sched[p.Name] = &msched{def: p.Def, since: now}
+			return Result{}
+		}
+		if !reflect.DeepEqual(clearOrigin(s.def), clearOrigin(p.Def)) {
+			s.since = now
+		}
+		s.def = p.Def
+		return Result{}
+	case KindPeriodicDelete:
+		if md.sched[c.Periodic.Name] == nil {
+			return Result{Err: ErrNoSchedule}
+		}
+		delete(md.sched, c.Periodic.Name)
+		return Result{}
+	case KindPeriodicFire:
+		p := c.Periodic
+		bad := len(p.Fires) == 0 && p.SkipTo == 0 || len(p.Fires) > MaxFires || p.Skipped < 0 || p.Skipped > 0 && p.SkipTo == 0 || p.SkipTo > now
+		for i, t := range p.Fires {
+			bad = bad || t <= 0 || t > now || i > 0 && t <= p.Fires[i-1]
+		}
+		if bad {
+			return Result{Err: ErrInvalid}
+		}
+		s := md.sched[p.Name]
+		if s == nil {
+			return Result{Err: ErrNoSchedule}
+		}
+		res := Result{}
+		if p.SkipTo > s.lastFired {
+			s.lastFired = p.SkipTo
+			s.skipped += uint64(p.Skipped)
+			res.Skipped = p.Skipped
+		}
+		var out []EnqueueResult
+		for _, t := range p.Fires {
+			if t <= s.lastFired || t <= s.since {
+				out = append(out, EnqueueResult{Duplicate: true})
+				continue
+			}
+			spec := s.def.Job
+			spec.UniqueKey = PeriodicKey(p.Name, t)
+			r := md.apply(&Command{Kind: KindEnqueue, Now: now, Jobs: []JobSpec{spec}})
+			out = append(out, r.Enqueued[0])
+			if !r.Enqueued[0].Duplicate {
+				s.fired++
+			}
+			s.lastFired = t
+		}
+		res.Enqueued = out
+		return res
 	case KindPurge:
 		n := 0
 		for i, j := range md.jobs {
@@ -201,7 +348,7 @@ func TestAgainstModel(t *testing.T) {
 		for step := 0; step < steps; step++ {
 			now += rapid.Int64Range(-sec, 3*sec).Draw(rt, "dt")
 			var c Command
-			switch rapid.IntRange(0, 5).Draw(rt, "kind") {
+			switch rapid.IntRange(0, 8).Draw(rt, "kind") {
 			case 0:
 				n := rapid.IntRange(1, 3).Draw(rt, "n")
 				for i := 0; i < n; i++ {
@@ -212,9 +359,31 @@ func TestAgainstModel(t *testing.T) {
 						RunAt:       now + rapid.Int64Range(-2*sec, 4*sec).Draw(rt, "runAt"),
 						MaxAttempts: rapid.IntRange(0, 3).Draw(rt, "max"),
 						UniqueKey:   rapid.SampledFrom([]string{"", "", "k1", "k2"}).Draw(rt, "key"),
+						Deps:        drawDeps(rt, i, len(md.jobs)),
 					})
 				}
 				c.Kind = KindEnqueue
+			case 6:
+				def := ScheduleDef{Every: rapid.Int64Range(1, 3).Draw(rt, "every") * sec, CatchUp: CatchUpOne,
+					Job:    JobSpec{Queue: rapid.SampledFrom([]string{"a", "b"}).Draw(rt, "pqueue"), Type: "t", Payload: "null", MaxAttempts: 2, Timeout: sec},
+					Origin: OriginAPI}
+				if rapid.IntRange(0, 9).Draw(rt, "badput") == 0 {
+					def.Every = 0
+				}
+				c = Command{Kind: KindPeriodicPut, Periodic: &PeriodicCommand{Name: rapid.SampledFrom([]string{"p1", "p2"}).Draw(rt, "pname"), Def: def}}
+			case 7:
+				c = Command{Kind: KindPeriodicDelete, Periodic: &PeriodicCommand{Name: rapid.SampledFrom([]string{"p1", "p2", "p3"}).Draw(rt, "pname")}}
+			case 8:
+				p := &PeriodicCommand{Name: rapid.SampledFrom([]string{"p1", "p2", "p3"}).Draw(rt, "pname")}
+				for _, back := range rapid.SliceOfNDistinct(rapid.Int64Range(-1, 6), 0, 3, rapid.ID[int64]).Draw(rt, "fires") {
+					p.Fires = append(p.Fires, now-back*sec)
+				}
+				slices.Sort(p.Fires)
+				if rapid.Bool().Draw(rt, "skip") {
+					p.SkipTo = now - rapid.Int64Range(-1, 8).Draw(rt, "skipTo")*sec
+					p.Skipped = rapid.IntRange(0, 3).Draw(rt, "skipped")
+				}
+				c = Command{Kind: KindPeriodicFire, Periodic: p}
 			case 1:
 				c = Command{Kind: KindLease, Queues: rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"default", "a", "b"}), 1, 3, rapid.ID[string]).Draw(rt, "queues"),
 					Max: rapid.IntRange(1, 3).Draw(rt, "max"), LeaseFor: rapid.Int64Range(1, 5).Draw(rt, "leaseFor") * sec}
@@ -240,6 +409,21 @@ func TestAgainstModel(t *testing.T) {
 				g, ok := m.Get(j.id)
 				if !ok || g.State != j.state || g.Attempt != j.attempt || g.LeaseID != j.leaseID {
 					rt.Fatalf("job %d: machine %+v (found %v), model %+v", j.id, g, ok, *j)
+				}
+				if j.deps != nil && (g.Deps == nil || !slices.Equal(g.Deps.On, j.deps) || !slices.Equal(g.Deps.Waiting, j.waiting)) {
+					rt.Fatalf("job %d: machine deps %+v, model %v waiting %v", j.id, g.Deps, j.deps, j.waiting)
+				}
+				if strings.HasPrefix(j.lastErr, "dependency") && g.LastError != j.lastErr {
+					rt.Fatalf("job %d: machine last error %q, model %q", j.id, g.LastError, j.lastErr)
+				}
+			}
+			if len(m.Schedules()) != len(md.sched) {
+				rt.Fatalf("machine holds %d schedules, model %d", len(m.Schedules()), len(md.sched))
+			}
+			for name, ms := range md.sched {
+				s, ok := m.Schedule(name)
+				if !ok || s.LastFired != ms.lastFired || s.Since != ms.since || s.Fired != ms.fired || s.Skipped != ms.skipped {
+					rt.Fatalf("schedule %s: machine %+v, model %+v", name, s, *ms)
 				}
 			}
 			if m.Len() != countLive(md) {
@@ -284,7 +468,34 @@ func compareResults(t *rapid.T, k Kind, got, want Result) {
 			t.Fatalf("%s: ack %d err %v, model %v", k, i, got.AckErrs[i], want.AckErrs[i])
 		}
 	}
+	if got.Skipped != want.Skipped {
+		t.Fatalf("%s: skipped %d, model %d", k, got.Skipped, want.Skipped)
+	}
 	if k == KindLease && got.Promoted != want.Promoted || k == KindTick && got.Expired != want.Expired || got.Purged != want.Purged {
 		t.Fatalf("%s: counters %+v, model %+v", k, got, want)
 	}
+}
+
+// drawDeps draws dependencies (often none) for job i of a batch, among
+// jobs 1..n (sometimes a missing one) and the earlier jobs of the batch
+// (sometimes a later one: invalid).
+func drawDeps(rt *rapid.T, i, n int) *Deps {
+	if rapid.IntRange(0, 2).Draw(rt, "deps?") != 0 {
+		return nil
+	}
+	d := &Deps{RunOnFailure: rapid.Bool().Draw(rt, "run anyway")}
+	for range rapid.IntRange(0, 2).Draw(rt, "ids") {
+		d.On = append(d.On, rapid.Uint64Range(1, uint64(n)+1).Draw(rt, "dep"))
+	}
+	if i > 0 || rapid.IntRange(0, 9).Draw(rt, "bad index") == 0 {
+		for range rapid.IntRange(0, 2).Draw(rt, "indexes") {
+			d.OnIndex = append(d.OnIndex, rapid.IntRange(0, i).Draw(rt, "index"))
+		}
+	}
+	return d
+}
+
+func clearOrigin(d ScheduleDef) ScheduleDef {
+	d.Origin = ""
+	return d
 }

@@ -82,7 +82,7 @@ func (t *pageTable) descend(from uint64, fn func(*job) bool) {
 // QueueDepth describes the unfinished jobs of one queue.
 type QueueDepth struct {
 	Queue      string
-	Unfinished int // pending + scheduled + in flight
+	Unfinished int // pending + scheduled + in flight + blocked
 	Pending    int
 	// OldestPending is the earliest run_at of the queue's pending jobs:
 	// since when the job that has waited longest has been runnable (0 when
@@ -104,7 +104,7 @@ func (m *Machine) Depths() []QueueDepth {
 		if cur == nil || cur.Queue != q.name {
 			out = append(out, QueueDepth{
 				Queue:      q.name,
-				Unfinished: q.counts[StatePending] + q.counts[StateScheduled] + q.counts[StateInFlight],
+				Unfinished: q.counts[StatePending] + q.counts[StateScheduled] + q.counts[StateInFlight] + q.counts[StateBlocked],
 				Pending:    q.counts[StatePending],
 			})
 			cur = &out[len(out)-1]
@@ -162,9 +162,10 @@ func (m *Machine) Counts() (total QueueCounts, queues []QueueCounts) {
 // Totals counts jobs by state over all queues, without allocating.
 func (m *Machine) Totals() QueueCounts { return QueueCounts{ByState: m.counts} }
 
-// Unfinished is the number of pending, scheduled and in-flight jobs.
+// Unfinished is the number of pending, scheduled, in-flight and blocked
+// jobs.
 func (m *Machine) Unfinished() int {
-	return m.counts[StatePending] + m.counts[StateScheduled] + m.counts[StateInFlight]
+	return m.counts[StatePending] + m.counts[StateScheduled] + m.counts[StateInFlight] + m.counts[StateBlocked]
 }
 
 // Len is the number of jobs held (all states).

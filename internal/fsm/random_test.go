@@ -39,6 +39,18 @@ func randomCommand(rng *rand.Rand, m *Machine, now *int64) Command {
 			if rng.IntN(50) == 0 {
 				specs[i].Type = "" // invalid: rejects the whole batch
 			}
+			if rng.IntN(4) == 0 {
+				d := &Deps{RunOnFailure: rng.IntN(3) == 0}
+				for range rng.IntN(3) {
+					d.On = append(d.On, pickID()) // sometimes a missing job: rejected
+				}
+				if i > 0 && rng.IntN(2) == 0 {
+					d.OnIndex = []int{rng.IntN(i)}
+				}
+				if len(d.On)+len(d.OnIndex) > 0 {
+					specs[i].Deps = d
+				}
+			}
 		}
 		return Command{Kind: KindEnqueue, Now: *now, Jobs: specs}
 	case k < 55:
@@ -90,8 +102,23 @@ func randomCommand(rng *rand.Rand, m *Machine, now *int64) Command {
 		return Command{Kind: KindCancel, Now: *now, ID: pickID()}
 	case k < 89:
 		return Command{Kind: KindRetry, Now: *now, ID: pickID()}
-	case k < 96:
+	case k < 93:
 		return Command{Kind: KindTick, Now: *now, Max: rng.IntN(5)}
+	case k < 96:
+		name := []string{"p1", "p2"}[rng.IntN(2)]
+		switch rng.IntN(4) {
+		case 0:
+			return Command{Kind: KindPeriodicPut, Now: *now, Periodic: &PeriodicCommand{Name: name, Def: ScheduleDef{
+				Every: int64(1+rng.IntN(3)) * sec, CatchUp: CatchUp(1 + rng.IntN(3)), Origin: OriginConfig,
+				Job: JobSpec{Queue: "q1", Type: "t", Payload: `{"p":1}`, MaxAttempts: 3, Timeout: sec}}}}
+		case 1:
+			return Command{Kind: KindPeriodicDelete, Now: *now, Periodic: &PeriodicCommand{Name: name}}
+		}
+		p := &PeriodicCommand{Name: name, Fires: []int64{*now - 2*sec, *now - sec, *now}[rng.IntN(3):]}
+		if rng.IntN(3) == 0 {
+			p.SkipTo, p.Skipped = *now-3*sec, 2
+		}
+		return Command{Kind: KindPeriodicFire, Now: *now, Periodic: p}
 	case k < 99:
 		return Command{Kind: KindPurge, Now: *now, Max: rng.IntN(5), Retention: Retention{Completed: 3 * sec, Failed: 6 * sec, Canceled: int64(rng.IntN(2)) * sec}}
 	default:

@@ -327,7 +327,7 @@ func (m *Machine) decodeJob(rec []byte) (*job, error) {
 		return nil, d.err
 	case len(d.b) != 0:
 		return nil, fmt.Errorf("%w: job %d: %d trailing bytes", ErrCorrupt, j.id, len(d.b))
-	case j.state < StatePending || j.state > StateCanceled:
+	case j.state < StatePending || j.state >= State(numStates):
 		return nil, fmt.Errorf("%w: job %d: bad state %d", ErrCorrupt, j.id, j.state)
 	case attempt > MaxAttemptsLimit || maxAttempts == 0 || maxAttempts > MaxAttemptsLimit || timeout == 0 || timeout > uint64(MaxTimeout.Milliseconds()):
 		return nil, fmt.Errorf("%w: job %d: attempts or timeout out of range", ErrCorrupt, j.id)
@@ -335,6 +335,9 @@ func (m *Machine) decodeJob(rec []byte) (*job, error) {
 		return nil, fmt.Errorf("%w: job %d: unknown flags %#x", ErrCorrupt, j.id, flags)
 	case j.state == StateInFlight && (j.ext == nil || j.ext.leaseID == 0):
 		return nil, fmt.Errorf("%w: job %d: in flight without a lease", ErrCorrupt, j.id)
+	}
+	if err := checkDeps(j); err != nil {
+		return nil, err
 	}
 	j.attempt, j.maxAttempts, j.timeoutMs = uint16(attempt), uint16(maxAttempts), uint32(timeout)
 	return j, nil

@@ -58,6 +58,9 @@ func ValidateSpec(index int, s *JobSpec) error {
 	if len(s.UniqueKey) > MaxUniqueKeyLen {
 		return bad("unique_key", "is longer than 256 bytes")
 	}
+	if s.Deps != nil {
+		return validateDeps(index, s.Deps)
+	}
 	return nil
 }
 
@@ -68,6 +71,11 @@ func (m *Machine) enqueue(c *Command) Result {
 	for i := range c.Jobs {
 		if err := ValidateSpec(i, &c.Jobs[i]); err != nil {
 			return Result{Err: err}
+		}
+		if c.Jobs[i].Deps != nil {
+			if err := m.checkDepIDs(i, c.Jobs[i].Deps); err != nil {
+				return Result{Err: err}
+			}
 		}
 	}
 	out := make([]EnqueueResult, len(c.Jobs))
@@ -114,6 +122,9 @@ func (m *Machine) enqueue(c *Command) Result {
 		if s.UniqueKey != "" {
 			j.ext = &jobExt{uniqueKey: s.UniqueKey}
 			m.unique[s.UniqueKey] = j.id
+		}
+		if s.Deps != nil {
+			m.enqueueDeps(j, s.Deps, out[:i])
 		}
 		m.jobs.set(j.id, j, m.gen)
 		m.index(j)
@@ -269,10 +280,16 @@ func (m *Machine) applyAcks(acks []Ack) []error {
 
 // finish puts an unindexed, writable j with a private ext into a final state.
 func (m *Machine) finish(j *job, s State) {
+	if j.state == StateBlocked {
+		j.ext.dep = j.ext.dep.unblocked()
+	}
 	j.state = s
 	j.ext.finishedAt = m.now
 	j.ext.leaseID, j.ext.leaseDeadline = 0, 0
 	m.releaseUnique(j)
+	if m.waits.Len() > 0 {
+		m.settleDependents(j.id, s)
+	}
 }
 
 // requeue makes an unindexed, writable j runnable at runAt (now if earlier).
@@ -353,6 +370,9 @@ func (m *Machine) retry(c *Command) Result {
 	j.ext = x
 	j.attempt = 0
 	j.state, j.runAt = StatePending, m.now
+	if x.dep != nil {
+		m.waitAgain(j)
+	}
 	m.index(j)
 	return Result{Jobs: []Job{j.view()}}
 }

@@ -164,7 +164,7 @@ func TestBulkInvalid(t *testing.T) {
 		`{"state":"failed"}`:                                 "action is required",
 		`{"action":"delete","state":"failed"}`:               `action must be cancel or retry, not "delete"`,
 		`{"action":"retry"}`:                                 "state is required",
-		`{"action":"retry","state":"dead"}`:                  `state must be one of pending, scheduled, in_flight, completed, failed, canceled, not "dead"`,
+		`{"action":"retry","state":"dead"}`:                  `state must be one of pending, scheduled, in_flight, blocked, completed, failed, canceled, not "dead"`,
 		`{"action":"retry","state":"failed","queue":"a b"}`:  "queue must match",
 		`{"action":"retry","state":"failed","type":"a b"}`:   "type must match",
 		`{"action":"retry","state":"failed","limit":-1}`:     "limit must be between 1 and 100000",

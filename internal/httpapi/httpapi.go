@@ -18,6 +18,10 @@
 //	POST /v1/jobs/{id}/heartbeat    → the job with its new lease deadline
 //	POST /v1/lease                  long-polls for runnable jobs
 //	POST /v1/ack                    many completions and failures, one write
+//	GET  /v1/periodic               every schedule of periodic jobs
+//	GET  /v1/periodic/{name}        one schedule, with its next run
+//	PUT  /v1/periodic/{name}        create or replace a schedule
+//	DELETE /v1/periodic/{name}      delete a schedule
 //	GET  /v1/status                 counts, WAL, snapshots, recovery
 //	GET  /v1/stats                  live figures: sampled rates, queue backlogs
 //	GET  /healthz                   200 while the process serves
@@ -270,6 +274,10 @@ func (a *API) Handler() http.Handler {
 	v1("POST /v1/ack", a.ack)
 	v1("GET /v1/status", a.status)
 	v1("GET /v1/stats", a.stats)
+	v1("GET /v1/periodic", a.periodicList)
+	v1("GET /v1/periodic/{name}", a.periodicGet)
+	v1("PUT /v1/periodic/{name}", a.periodicPut)
+	v1("DELETE /v1/periodic/{name}", a.periodicDelete)
 	v1("GET /v1/cluster", a.cluster)
 	v1("POST /v1/cluster/join", a.clusterJoin)
 	v1("POST /v1/cluster/remove", a.clusterRemove)

@@ -141,6 +141,9 @@ func (a *API) spec(req *enqueueWire, now time.Time, prefix string, index int) (f
 		}
 	}
 	var err error
+	if in.Deps, err = parseDeps(&req.EnqueueRequest, prefix); err != nil {
+		return fsm.JobSpec{}, err
+	}
 	if in.Delay, err = jobspec.ParseDuration("delay", req.Delay); err != nil {
 		return fsm.JobSpec{}, specError(prefix, err)
 	}
@@ -323,6 +326,9 @@ func toJob(j *fsm.Job) api.Job {
 		LeaseID:       formatID(j.LeaseID),
 		LeaseDeadline: wireTime(j.LeaseDeadline),
 		Worker:        j.Worker,
+	}
+	if j.Deps != nil {
+		depsToWire(j.Deps, &out)
 	}
 	return out
 }

@@ -71,5 +71,6 @@ func stateCounts(c fsm.QueueCounts) api.StateCounts {
 		Completed: c.Count(fsm.StateCompleted),
 		Failed:    c.Count(fsm.StateFailed),
 		Canceled:  c.Count(fsm.StateCanceled),
+		Blocked:   c.Count(fsm.StateBlocked),
 	}
 }

@@ -41,6 +41,7 @@ type Input struct {
 	MaxAttempts int
 	Timeout     time.Duration // per attempt
 	UniqueKey   string
+	Deps        *fsm.Deps // jobs it waits for (checked by fsm.ValidateSpec)
 }
 
 // Kinds of Error.
@@ -100,6 +101,7 @@ func (b *Builder) Build(in *Input, now time.Time, index int) (fsm.JobSpec, error
 		Priority:    in.Priority,
 		MaxAttempts: in.MaxAttempts,
 		UniqueKey:   in.UniqueKey,
+		Deps:        in.Deps,
 	}
 	if s.Queue == "" {
 		s.Queue = b.DefaultQueue

@@ -39,6 +39,8 @@ type Metrics struct {
 	// leader, and proposals a follower forwarded to the leader.
 	RaftApply     prometheus.Histogram
 	RaftForwarded *prometheus.CounterVec
+	// Periodic jobs and dependencies (controls.go).
+	Controls *Controls
 
 	series sync.Map // jobKey -> *jobSeries
 }
@@ -144,6 +146,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.Enqueued, m.Completed, m.AttemptsFailed, m.Retried, m.Dead, m.Canceled,
 		m.LeasesExpired, m.Purged, m.RunDuration, m.WaitTime, m.WALSync, m.WALBatch, m.WALWritten,
 		m.SnapshotDur, m.SnapshotFailed, m.HTTPRequests, m.HTTPDuration, m.RaftApply, m.RaftForwarded)
+	m.Controls = newControls(reg)
 	return m
 }
 
@@ -190,6 +193,9 @@ func (m *Metrics) Finished(queue, typ string, d time.Duration, _ string) {
 // Applied is the replica's OnApply hook: it counts job transitions from each
 // applied command. It runs under the replica's lock, after Apply.
 func (m *Metrics) Applied(mc *fsm.Machine, c *fsm.Command, r *fsm.Result) {
+	if r.Unblocked > 0 || r.DepCanceled > 0 || c.Kind == fsm.KindPeriodicFire {
+		m.appliedControls(mc, c, r)
+	}
 	switch c.Kind {
 	case fsm.KindEnqueue:
 		for i, e := range r.Enqueued {
@@ -275,7 +281,7 @@ func NewStateCollector(rep func() replica.Replica) *StateCollector {
 	}
 	return &StateCollector{
 		Replica:     rep,
-		jobs:        d("beaver_jobs", "Jobs held, by queue and state (pending, scheduled, in_flight, completed, failed, canceled).", "queue", "state"),
+		jobs:        d("beaver_jobs", "Jobs held, by queue and state (pending, scheduled, in_flight, blocked, completed, failed, canceled).", "queue", "state"),
 		walBytes:    d("beaver_wal_bytes", "Bytes of WAL segments on disk."),
 		walSegments: d("beaver_wal_segments", "WAL segment files on disk."),
 		walLSN:      d("beaver_wal_last_lsn", "Last LSN written to the WAL."),

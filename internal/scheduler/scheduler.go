@@ -3,7 +3,9 @@
 //
 //   - ticks: when a scheduled job is due or a lease has expired (the
 //     machine's NextDue), propose Tick to promote and expire them;
-//   - purge: drop finished jobs older than their retention.
+//   - purge: drop finished jobs older than their retention;
+//   - periodic: apply the configuration's schedules, then fire the runs of
+//     every schedule as they come due (periodic.go).
 //
 // (Snapshots are scheduled by the replica itself: the local replica by
 // record count and interval, raft by its own snapshot settings.)
@@ -37,6 +39,17 @@ type Options struct {
 	PurgeEvery time.Duration // default 1m
 	Clock      func() time.Time
 	Logger     *slog.Logger
+
+	// Periodic are the schedules of the configuration file, applied each
+	// time the loops start (that is, each time this node becomes the
+	// leader); see periodic.go.
+	Periodic []ConfigSchedule
+	// PeriodicPoll bounds the wait between two looks at the schedules
+	// (one put through the API is seen within it); default 1s.
+	PeriodicPoll time.Duration
+	// Admit, if set, is asked before runs are enqueued (the queue depth
+	// limit); a refusal delays them to the next look.
+	Admit func(n int) error
 }
 
 // Scheduler owns the loops.
@@ -56,15 +69,19 @@ func New(o Options) *Scheduler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.PeriodicPoll <= 0 {
+		o.PeriodicPoll = DefaultPeriodicPoll
+	}
 	return &Scheduler{o: o}
 }
 
 // Run runs the loops until ctx is canceled and they have stopped.
 func (s *Scheduler) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.loop(ctx, s.o.TickEvery, s.TickOnce) }()
 	go func() { defer wg.Done(); s.loop(ctx, s.o.PurgeEvery, s.PurgeOnce) }()
+	go func() { defer wg.Done(); s.periodicLoop(ctx) }()
 	wg.Wait()
 }
 

@@ -98,7 +98,8 @@ type Server struct {
 	ready   chan struct{}
 	started time.Time
 
-	jobs jobspec.Builder // every enqueue of the embedding API goes through it
+	jobs     jobspec.Builder // every enqueue of the embedding API goes through it
+	periodic []scheduler.ConfigSchedule
 
 	mu               sync.Mutex
 	apiAddr, metAddr net.Addr
@@ -123,6 +124,13 @@ func New(o Options) (*Server, error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s := &Server{o: o, cfg: o.Config, log: o.Logger, reg: reg, ready: make(chan struct{}), listening: make(chan struct{})}
+	names, defs, err := o.Config.BuildPeriodic()
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		s.periodic = append(s.periodic, scheduler.ConfigSchedule{Name: name, Def: defs[i]})
+	}
 	s.met = metrics.New(reg)
 	reg.MustRegister(metrics.NewStateCollector(s.Replica))
 	c := s.cfg
@@ -346,8 +354,10 @@ func (s *Server) Run(ctx context.Context) error {
 			Failed:    int64(c.Retention.Failed.Duration()),
 			Canceled:  int64(c.Retention.Canceled.Duration()),
 		},
-		Clock:  s.o.Clock,
-		Logger: s.log,
+		Clock:    s.o.Clock,
+		Logger:   s.log,
+		Periodic: s.periodic,
+		Admit:    func(n int) error { return s.jobs.Admit(rep, n) },
 	})
 	poolCtx, stopPool := context.WithCancel(runCtx)
 	defer stopPool()

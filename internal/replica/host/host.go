@@ -91,7 +91,7 @@ func (h *Host) applyLocked(index uint64, c *fsm.Command) fsm.Result {
 	if h.onApply != nil {
 		h.onApply(h.m, c, &res)
 	}
-	if h.watched && c.Kind.Wakes() {
+	if h.watched && (c.Kind.Wakes() || res.Unblocked > 0) {
 		close(h.changed)
 		h.changed = make(chan struct{})
 		h.watched = false

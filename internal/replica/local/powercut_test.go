@@ -440,6 +440,9 @@ func (h *pcHarness) noteProposed(c *fsm.Command) int64 {
 	for _, s := range c.Jobs {
 		h.proposed[s.Payload] = true
 	}
+	if c.Periodic != nil {
+		h.proposed[c.Periodic.Def.Job.Payload] = true // the runs' payload
+	}
 	h.st.proposed++
 	h.mu.Unlock()
 	return h.seq.Add(1)
@@ -1012,6 +1015,15 @@ func pcCommand(rng *rand.Rand, m *fsm.Machine, now int64, payload func() string)
 			if rng.IntN(60) == 0 {
 				s.Type = "" // invalid: the whole batch is rejected
 			}
+			if rng.IntN(4) == 0 {
+				// dependencies: on existing jobs (sometimes a missing one:
+				// rejected) and on earlier jobs of the batch
+				d := &fsm.Deps{On: []uint64{someID()}, RunOnFailure: rng.IntN(3) == 0}
+				if i > 0 && rng.IntN(2) == 0 {
+					d.OnIndex = []int{rng.IntN(i)}
+				}
+				s.Deps = d
+			}
 			specs[i] = s
 		}
 		return fsm.Command{Kind: fsm.KindEnqueue, Now: now, Jobs: specs}
@@ -1051,8 +1063,25 @@ func pcCommand(rng *rand.Rand, m *fsm.Machine, now int64, payload func() string)
 		return fsm.Command{Kind: fsm.KindCancel, Now: now, ID: someID()}
 	case k < 89:
 		return fsm.Command{Kind: fsm.KindRetry, Now: now, ID: someID()}
-	case k < 95:
+	case k < 92:
 		return fsm.Command{Kind: fsm.KindTick, Now: now, Max: rng.IntN(5)}
+	case k < 95:
+		// periodic schedules: put (each put has a payload of its own, the
+		// payload of its runs), fire (again and again: each run once), delete
+		name := []string{"p1", "p2"}[rng.IntN(2)]
+		switch rng.IntN(5) {
+		case 0:
+			return fsm.Command{Kind: fsm.KindPeriodicPut, Now: now, Periodic: &fsm.PeriodicCommand{Name: name, Def: fsm.ScheduleDef{
+				Every: sec, CatchUp: fsm.CatchUpAll, Origin: fsm.OriginAPI,
+				Job: fsm.JobSpec{Queue: "q1", Type: "t", Payload: payload(), MaxAttempts: 2, Timeout: sec}}}}
+		case 1:
+			return fsm.Command{Kind: fsm.KindPeriodicDelete, Now: now, Periodic: &fsm.PeriodicCommand{Name: name}}
+		}
+		p := &fsm.PeriodicCommand{Name: name, Fires: []int64{now - 2*sec, now - sec, now}[rng.IntN(3):]}
+		if rng.IntN(3) == 0 {
+			p.SkipTo, p.Skipped = now-3*sec, 1
+		}
+		return fsm.Command{Kind: fsm.KindPeriodicFire, Now: now, Periodic: p}
 	case k < 99:
 		return fsm.Command{Kind: fsm.KindPurge, Now: now, Max: rng.IntN(5),
 			Retention: fsm.Retention{Completed: 2 * sec, Failed: 3 * sec, Canceled: sec}}

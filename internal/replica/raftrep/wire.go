@@ -20,6 +20,10 @@ type wireResult struct {
 	Expired  int                 `json:"expired,omitempty"`
 	Purged   int                 `json:"purged,omitempty"`
 	More     bool                `json:"more,omitempty"`
+	// periodic fires and dependencies
+	Skipped     int `json:"skipped,omitempty"`
+	Unblocked   int `json:"unblocked,omitempty"`
+	DepCanceled int `json:"dep_canceled,omitempty"`
 }
 
 type wireErr struct {
@@ -39,6 +43,8 @@ var rejections = map[string]error{
 	"unique_conflict": fsm.ErrUniqueConflict,
 	"invalid":         fsm.ErrInvalid,
 	"corrupt":         fsm.ErrCorrupt,
+	"no_schedule":     fsm.ErrNoSchedule,
+	"schedule_limit":  fsm.ErrScheduleLimit,
 }
 
 func encodeErr(err error) *wireErr {
@@ -72,7 +78,8 @@ func decodeErr(w *wireErr) error {
 
 func encodeResult(r *fsm.Result) *wireResult {
 	w := &wireResult{Err: encodeErr(r.Err), Enqueued: r.Enqueued, Jobs: r.Jobs,
-		Promoted: r.Promoted, Expired: r.Expired, Purged: r.Purged, More: r.More}
+		Promoted: r.Promoted, Expired: r.Expired, Purged: r.Purged, More: r.More,
+		Skipped: r.Skipped, Unblocked: r.Unblocked, DepCanceled: r.DepCanceled}
 	if r.AckErrs != nil {
 		w.AckErrs = make([]*wireErr, len(r.AckErrs))
 		for i, e := range r.AckErrs {
@@ -84,7 +91,8 @@ func encodeResult(r *fsm.Result) *wireResult {
 
 func (w *wireResult) result() fsm.Result {
 	r := fsm.Result{Err: decodeErr(w.Err), Enqueued: w.Enqueued, Jobs: w.Jobs,
-		Promoted: w.Promoted, Expired: w.Expired, Purged: w.Purged, More: w.More}
+		Promoted: w.Promoted, Expired: w.Expired, Purged: w.Purged, More: w.More,
+		Skipped: w.Skipped, Unblocked: w.Unblocked, DepCanceled: w.DepCanceled}
 	if w.AckErrs != nil {
 		r.AckErrs = make([]error, len(w.AckErrs))
 		for i, e := range w.AckErrs {

@@ -12,13 +12,13 @@
   };
   const AUTH = meta('beaver-auth') === 'on';
   const CSRF = meta('beaver-csrf');
-  const STATES = ['pending', 'scheduled', 'in_flight', 'completed', 'failed', 'canceled'];
+  const STATES = ['pending', 'scheduled', 'in_flight', 'blocked', 'completed', 'failed', 'canceled'];
   const LABEL = {
-    pending: 'pending', scheduled: 'scheduled', in_flight: 'in flight',
+    pending: 'pending', scheduled: 'scheduled', in_flight: 'in flight', blocked: 'blocked',
     completed: 'completed', failed: 'failed', canceled: 'canceled',
   };
   const RETRYABLE = ['failed', 'canceled', 'scheduled'];
-  const CANCELABLE = ['pending', 'scheduled', 'in_flight'];
+  const CANCELABLE = ['pending', 'scheduled', 'in_flight', 'blocked'];
   const PAYLOAD_CAP = 64 * 1024; // characters of pretty-printed JSON shown
   const BULK_LIMIT = 10000; // the server's default limit of one bulk call
   const main = document.getElementById('main');
