@@ -82,6 +82,8 @@ func AppendCommand(dst []byte, c *Command) []byte {
 	case KindRecover:
 	case KindPeriodicPut, KindPeriodicDelete, KindPeriodicFire:
 		dst = appendPeriodic(dst, c)
+	case KindSetQueue:
+		dst = appendQueueChange(dst, c.Queue)
 	}
 	return dst
 }
@@ -161,6 +163,8 @@ func DecodeCommand(b []byte) (Command, error) {
 	case KindRecover:
 	case KindPeriodicPut, KindPeriodicDelete, KindPeriodicFire:
 		c.Periodic = d.periodic(c.Kind)
+	case KindSetQueue:
+		c.Queue = d.queueChange()
 	default:
 		if d.err == nil {
 			return c, fmt.Errorf("%w: unknown command kind %d", ErrCorrupt, c.Kind)

@@ -32,6 +32,13 @@ const (
 	KindRecover
 )
 
+// Kinds 10 to 19: the queue controls (queuectl.go).
+const (
+	// KindSetQueue changes the settings of one queue (pause, concurrency
+	// and rate limits): the fields Queue.Set names, the others are kept.
+	KindSetQueue Kind = 10
+)
+
 // Kinds 20 to 29: periodic jobs (periodic.go).
 const (
 	// KindPeriodicPut creates or replaces the schedule Periodic.Name.
@@ -48,18 +55,20 @@ const (
 var kindNames = [...]string{
 	KindEnqueue: "enqueue", KindLease: "lease", KindAck: "ack", KindHeartbeat: "heartbeat",
 	KindCancel: "cancel", KindRetry: "retry", KindTick: "tick", KindPurge: "purge", KindRecover: "recover",
+	KindSetQueue:    "set_queue",
 	KindPeriodicPut: "periodic_put", KindPeriodicDelete: "periodic_delete", KindPeriodicFire: "periodic_fire",
 }
 
 // Wakes reports whether applying a command of this kind may make jobs
 // runnable (an enqueue, an ack, a tick, a retry, a recover, a periodic
-// fire), so that waiters for runnable work (long-polling leases, the worker
-// pool) must look again. The hosts of the machine close their Changed
-// channel on it, and on any command whose Result.Unblocked is not zero (a
-// cancel or a lease's acks may release jobs that depended on another).
+// fire, a resumed queue or a raised queue limit), so that waiters for
+// runnable work (long-polling leases, the worker pool) must look again. The
+// hosts of the machine close their Changed channel on it, and on any
+// command whose Result.Unblocked is not zero (a cancel or a lease's acks
+// may release jobs that depended on another).
 func (k Kind) Wakes() bool {
 	switch k {
-	case KindEnqueue, KindAck, KindTick, KindRetry, KindRecover, KindPeriodicFire:
+	case KindEnqueue, KindAck, KindTick, KindRetry, KindRecover, KindPeriodicFire, KindSetQueue:
 		return true
 	}
 	return false
@@ -112,6 +121,8 @@ type Command struct {
 	Retention Retention // Purge
 
 	Periodic *PeriodicCommand // PeriodicPut, PeriodicDelete, PeriodicFire
+
+	Queue *QueueChange // SetQueue
 }
 
 // JobSpec is a job to enqueue. Zero values take defaults: queue "default",
@@ -127,6 +138,9 @@ type JobSpec struct {
 	UniqueKey   string
 	// Deps, if set, makes the job wait for other jobs (deps.go).
 	Deps *Deps
+	// UniqueFor keeps UniqueKey reserved this long (ns) after the job
+	// finished (0: only while it is unfinished). Needs UniqueKey.
+	UniqueFor int64
 }
 
 // Ack reports the outcome of one leased attempt.
@@ -171,11 +185,20 @@ type Result struct {
 	// DepCanceled those canceled because a dependency failed or was
 	// canceled (deps.go). Any command that finishes jobs may set them.
 	Unblocked, DepCanceled int
+
+	// CanceledRunning is set by a Cancel of a job that was in flight: its
+	// worker learns it from the ErrCanceled of its next report.
+	CanceledRunning bool
+	// Queue is the queue a SetQueue changed, as it is after the change.
+	Queue *QueueInfo
 }
 
 // EnqueueResult describes one enqueued job.
 type EnqueueResult struct {
-	ID        uint64
-	State     State
-	Duplicate bool // an unfinished job with the same unique key already existed; ID is that job
+	ID    uint64
+	State State
+	// Duplicate: a job holding the same unique key already existed (an
+	// unfinished one, or a finished one within its unique_for window); ID
+	// and State are that job's.
+	Duplicate bool
 }

@@ -521,7 +521,7 @@ func (m *Machine) ApplyDelta(d *Delta) error {
 	}
 	for _, j := range added {
 		m.index(j)
-		if j.ext != nil && j.ext.uniqueKey != "" && !j.state.Final() {
+		if holdsKey(j, d.now) {
 			m.unique[j.ext.uniqueKey] = j.id
 		}
 	}

@@ -159,18 +159,18 @@ func (m *Machine) enqueueDeps(j *job, d *Deps, earlier []EnqueueResult) {
 	dp := &jobDeps{on: on, run: d.RunOnFailure}
 	x.dep = dp
 	for _, id := range on {
-		dj := m.jobs.get(id)
+		st := depState(m.jobs.get(id), id, earlier)
 		switch {
-		case dj.state == StateCompleted:
-		case dj.state.Final():
+		case st == StateCompleted:
+		case st.Final():
 			if dp.run {
 				continue
 			}
-			x.lastError = fmt.Sprintf("dependency %d %s", id, dj.state)
+			x.lastError = fmt.Sprintf("dependency %d %s", id, st)
 			x.finishedAt = m.now
 			dp.waiting = nil
 			j.state = StateCanceled
-			m.releaseUnique(j)
+			m.keyFinished(j) // a unique_for window holds the key
 			return
 		default:
 			dp.waiting = append(dp.waiting, id)
@@ -179,6 +179,22 @@ func (m *Machine) enqueueDeps(j *job, d *Deps, earlier []EnqueueResult) {
 	if len(dp.waiting) > 0 {
 		j.state = StateBlocked
 	}
+}
+
+// depState is the state of dependency id, job dj: an earlier job of the
+// batch may be the duplicate of a job that was purged (its unique key is
+// reserved by a unique_for window, unique.go): its state is then the final
+// state its enqueue result gives.
+func depState(dj *job, id uint64, earlier []EnqueueResult) State {
+	if dj != nil {
+		return dj.state
+	}
+	for _, e := range earlier {
+		if e.ID == id {
+			return e.State
+		}
+	}
+	return StateCompleted // not reached: checkDepIDs checked the ids of On
 }
 
 // waitAgain makes j, a failed or canceled job being retried (unindexed,
@@ -241,7 +257,7 @@ func (m *Machine) settleDependents(id uint64, s State) {
 				x.lastError = fmt.Sprintf("dependency %d %s", e.id, e.state)
 				x.finishedAt = m.now
 				d.state = StateCanceled
-				m.releaseUnique(d)
+				m.keyFinished(d) // a unique_for window holds the key
 				work = append(work, ended{d.id, StateCanceled})
 			}
 			m.index(d)

@@ -15,13 +15,17 @@ var (
 	// ErrNotInFlight: a complete, fail or heartbeat names a job that is not
 	// running.
 	ErrNotInFlight = errors.New("fsm: job is not in flight")
+	// ErrCanceled: a complete, fail or heartbeat names a job that was
+	// canceled (typically while it ran): the worker should stop it. It is
+	// not ErrNotInFlight, so that workers can tell it apart.
+	ErrCanceled = errors.New("fsm: job was canceled")
 	// ErrFinal: cancel of a job that already reached a final state.
 	ErrFinal = errors.New("fsm: job is already final")
 	// ErrNotRetryable: retry of a job that is pending, in flight or
 	// completed.
 	ErrNotRetryable = errors.New("fsm: only failed, canceled or scheduled jobs can be retried")
 	// ErrUniqueConflict: retry of a job whose unique key is now held by
-	// another unfinished job.
+	// another job (unfinished, or finished within its unique_for window).
 	ErrUniqueConflict = errors.New("fsm: unique key is held by another unfinished job")
 	// ErrInvalid: the command itself is malformed (see InvalidError).
 	ErrInvalid = errors.New("fsm: invalid command")

@@ -69,11 +69,14 @@ func checkInvariants(t fataler, m *Machine) {
 				t.Fatalf("finished job %d not in index", j.id)
 			}
 		}
-		if j.ext != nil && j.ext.uniqueKey != "" && !j.state.Final() {
+		if holdsKey(j, m.now) {
 			if prev, dup := unique[j.ext.uniqueKey]; dup {
 				t.Fatalf("unique key %q held by %d and %d", j.ext.uniqueKey, prev, j.id)
 			}
 			unique[j.ext.uniqueKey] = j.id
+		}
+		if j.ext != nil && j.ext.uniqueFor != 0 && (j.ext.uniqueKey == "" || j.ext.uniqueFor < 0) {
+			t.Fatalf("job %d: unique_for %d with key %q", j.id, j.ext.uniqueFor, j.ext.uniqueKey)
 		}
 		if int(j.attempt) > int(j.maxAttempts)+1 {
 			t.Fatalf("job %d attempt %d > max %d", j.id, j.attempt, j.maxAttempts)
@@ -110,12 +113,45 @@ func checkInvariants(t fataler, m *Machine) {
 	}
 	checkWaits(t, m, blocked)
 	checkSchedules(t, m)
-	if len(unique) != len(m.unique) {
-		t.Fatalf("unique map has %d keys, want %d", len(m.unique), len(unique))
-	}
+	// Every holder is in the map; the other entries are stale: finished
+	// jobs whose unique_for window has ended (unique.go).
 	for k, id := range unique {
 		if m.unique[k] != id {
 			t.Fatalf("unique %q -> %d, want %d", k, m.unique[k], id)
+		}
+	}
+	for k, id := range m.unique {
+		if _, ok := unique[k]; ok {
+			continue
+		}
+		j := m.jobs.get(id)
+		if j == nil || j.ext == nil || j.ext.uniqueKey != k || !j.state.Final() || j.ext.uniqueFor == 0 {
+			t.Fatalf("unique %q -> %d: not a holder, nor a finished job whose window ended", k, id)
+		}
+	}
+	// Reservations are of purged jobs, and one that has not ended leaves
+	// its key to nobody else.
+	for k, r := range m.reserved {
+		if m.jobs.get(r.id) != nil || !r.state.Final() {
+			t.Fatalf("reservation %q of job %d (%s), which exists or is not final", k, r.id, r.state)
+		}
+		if id, ok := unique[k]; ok && r.until > m.now {
+			t.Fatalf("key %q reserved for purged job %d until %d, but held by job %d", k, r.id, r.until, id)
+		}
+	}
+	// Queue controls: only queues with settings have one, and a rate
+	// window never holds more leases than the limit.
+	for _, q := range m.queueList {
+		if m.queues[q.name] != q {
+			t.Fatalf("queue %s listed but not mapped", q.name)
+		}
+		if c := q.ctl; c != nil {
+			if c.QueueSettings == (QueueSettings{}) || c.winUsed > c.RateLimit || c.winUsed < 0 || (c.winUsed == 0 && c.winStart != 0) {
+				t.Fatalf("queue %s: controls %+v", q.name, *c)
+			}
+			if err := ValidateQueueChange(&QueueChange{Queue: q.name, Set: AllQueueFields, Settings: c.QueueSettings}); err != nil {
+				t.Fatalf("queue %s: settings %+v: %v", q.name, c.QueueSettings, err)
+			}
 		}
 	}
 }

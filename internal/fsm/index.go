@@ -184,4 +184,5 @@ func lessFinished(a, b *job) bool {
 type queue struct {
 	name   string
 	counts [numStates]int
+	ctl    *queueCtl // settings and rate window (queuectl.go); nil: none
 }

@@ -66,6 +66,7 @@ type Job struct {
 	MaxAttempts   int
 	Timeout       int64 // per attempt, nanoseconds
 	UniqueKey     string
+	UniqueFor     int64 // ns the key stays reserved after the job finished
 	RunAt         int64
 	CreatedAt     int64
 	StartedAt     int64 // start of the current or last attempt
@@ -103,6 +104,7 @@ type job struct {
 
 type jobExt struct {
 	uniqueKey     string
+	uniqueFor     int64 // ns; see unique.go
 	leaseID       uint64
 	leaseDeadline int64
 	worker        string
@@ -154,6 +156,7 @@ func (j *job) view() Job {
 		MaxAttempts:   int(j.maxAttempts),
 		Timeout:       int64(j.timeoutMs) * 1e6,
 		UniqueKey:     x.uniqueKey,
+		UniqueFor:     x.uniqueFor,
 		RunAt:         j.runAt,
 		CreatedAt:     j.createdAt,
 		StartedAt:     x.startedAt,

@@ -21,12 +21,16 @@ type Machine struct {
 	scheduled *jobTree            // StateScheduled, by run_at
 	inflight  *jobTree            // StateInFlight, by lease deadline
 	finished  [numStates]*jobTree // final states, by finished_at
-	unique    map[string]uint64   // unique key -> id of the unfinished job holding it
+	unique    map[string]uint64   // unique key -> id of the job holding it (unique.go)
 	counts    [numStates]int      // by state, all queues
 
 	waits    *btree.BTreeG[depEdge] // blocked jobs by what they wait for (deps.go)
 	cascade  cascade                // dependents settled by the current command
 	periodic []*Schedule            // schedules, sorted by name (periodic.go)
+
+	// reserved holds the unique keys of purged jobs whose unique_for window
+	// has not ended (a state section, unique.go).
+	reserved map[string]reservation
 }
 
 type classKey struct{ queue, typ string }
@@ -49,6 +53,7 @@ func (m *Machine) reset() {
 		inflight:  btree.NewG(btreeDegree, lessDeadline),
 		unique:    make(map[string]uint64),
 		waits:     btree.NewG(btreeDegree, lessEdge),
+		reserved:  make(map[string]reservation),
 	}
 	for _, s := range []State{StateCompleted, StateFailed, StateCanceled} {
 		m.finished[s] = btree.NewG(btreeDegree, lessFinished)
@@ -94,6 +99,8 @@ func (m *Machine) Apply(c *Command) Result {
 		return m.periodicDelete(c)
 	case KindPeriodicFire:
 		return m.periodicFire(c)
+	case KindSetQueue:
+		return m.setQueue(c)
 	default:
 		return Result{Err: &InvalidError{Field: "kind", Msg: "unknown command kind"}}
 	}

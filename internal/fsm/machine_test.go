@@ -309,8 +309,8 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("cancel %d: %+v", id, r)
 		}
 	}
-	if r := apply(t, m, &Command{Kind: KindAck, Now: 4 * sec, Acks: []Ack{{ID: run.ID, LeaseID: run.LeaseID}}}); !errors.Is(r.AckErrs[0], ErrNotInFlight) {
-		t.Fatalf("ack of a canceled job: %v", r.AckErrs[0])
+	if r := apply(t, m, &Command{Kind: KindAck, Now: 4 * sec, Acks: []Ack{{ID: run.ID, LeaseID: run.LeaseID}}}); !errors.Is(r.AckErrs[0], ErrCanceled) || errors.Is(r.AckErrs[0], ErrNotInFlight) {
+		t.Fatalf("ack of a canceled job: %v, want ErrCanceled (and not ErrNotInFlight)", r.AckErrs[0])
 	}
 	if r := apply(t, m, enq(5*sec, JobSpec{Type: "t", UniqueKey: "u"})); r.Enqueued[0].Duplicate {
 		t.Fatal("canceling should free the unique key")

@@ -16,10 +16,69 @@ import (
 // jobs, linear scans and sorting. The machine must agree with it on every
 // result and every job.
 type model struct {
-	now   int64
-	jobs  []*mjob // index = id-1; nil when purged
-	lease uint64
-	sched map[string]*msched
+	now    int64
+	jobs   []*mjob // index = id-1; nil when purged
+	gone   []*mjob // purged jobs: a unique_for window outlives its job
+	lease  uint64
+	sched  map[string]*msched
+	queues map[string]*mqueue
+}
+
+// mqueue is a queue's settings and every lease handed out since its rate
+// limit was last set: the rate windows are recomputed from that history.
+type mqueue struct {
+	s      QueueSettings
+	leases []int64
+}
+
+// window returns the rate window the lease history ends in: its start and
+// its leases (0, 0 when there is no lease). A window begins with the first
+// lease not inside the previous one.
+func (q *mqueue) window() (start int64, used int) {
+	for _, t := range q.leases {
+		if used == 0 || t >= start+q.s.RatePeriod {
+			start, used = t, 0
+		}
+		used++
+	}
+	return start, used
+}
+
+func (md *model) queue(name string) *mqueue {
+	if md.queues == nil {
+		md.queues = map[string]*mqueue{}
+	}
+	q := md.queues[name]
+	if q == nil {
+		q = &mqueue{}
+		md.queues[name] = q
+	}
+	return q
+}
+
+// admits reports whether the queue may hand out a job now.
+func (md *model) admits(name string) bool {
+	q := md.queue(name)
+	if q.s.Paused {
+		return false
+	}
+	if q.s.Concurrency > 0 {
+		n := 0
+		for _, j := range md.jobs {
+			if j != nil && j.queue == name && j.state == StateInFlight {
+				n++
+			}
+		}
+		if n >= q.s.Concurrency {
+			return false
+		}
+	}
+	if q.s.RateLimit > 0 {
+		if start, used := q.window(); used >= q.s.RateLimit && md.now < start+q.s.RatePeriod {
+			return false
+		}
+	}
+	return true
 }
 
 // msched is a schedule of the model.
@@ -32,6 +91,7 @@ type msched struct {
 type mjob struct {
 	id                   uint64
 	queue, key           string
+	uniqueFor            int64
 	prio                 int32
 	state                State
 	attempt, max         int
@@ -49,9 +109,20 @@ func (md *model) get(id uint64) *mjob {
 	return md.jobs[id-1]
 }
 
+// holder is the job that holds key now: unfinished, or finished within its
+// unique_for window (even if it was purged since).
 func (md *model) holder(key string) *mjob {
+	if key == "" {
+		return nil
+	}
+	live := func(j *mjob) bool { return !j.state.Final() || j.uniqueFor > 0 && j.fin+j.uniqueFor > md.now }
 	for _, j := range md.jobs {
-		if j != nil && key != "" && j.key == key && !j.state.Final() {
+		if j != nil && j.key == key && live(j) {
+			return j
+		}
+	}
+	for _, j := range md.gone {
+		if j.key == key && live(j) {
 			return j
 		}
 	}
@@ -123,7 +194,7 @@ func (md *model) apply(c *Command) Result {
 				out = append(out, EnqueueResult{ID: h.id, State: h.state, Duplicate: true})
 				continue
 			}
-			j := &mjob{id: uint64(len(md.jobs) + 1), queue: s.Queue, key: s.UniqueKey, prio: s.Priority, max: s.MaxAttempts, state: StatePending, runAt: now}
+			j := &mjob{id: uint64(len(md.jobs) + 1), queue: s.Queue, key: s.UniqueKey, uniqueFor: s.UniqueFor, prio: s.Priority, max: s.MaxAttempts, state: StatePending, runAt: now}
 			if j.queue == "" {
 				j.queue = "default"
 			}
@@ -142,16 +213,25 @@ func (md *model) apply(c *Command) Result {
 				j.deps = slices.Compact(j.deps)
 				j.runAnyway = d.RunOnFailure
 				for _, id := range j.deps {
-					dj := md.get(id)
-					if dj.state == StateCompleted {
+					st := StateCompleted
+					if dj := md.get(id); dj != nil {
+						st = dj.state
+					} else { // a duplicate of a purged job in the batch: its unique_for window
+						for _, e := range out {
+							if e.ID == id {
+								st = e.State
+							}
+						}
+					}
+					if st == StateCompleted {
 						continue
 					}
-					if dj.state.Final() {
+					if st.Final() {
 						if j.runAnyway {
 							continue
 						}
 						j.state, j.fin, j.waiting = StateCanceled, now, nil
-						j.lastErr = fmt.Sprintf("dependency %d %s", id, dj.state)
+						j.lastErr = fmt.Sprintf("dependency %d %s", id, st)
 						break
 					}
 					j.waiting = append(j.waiting, id)
@@ -199,9 +279,15 @@ func (md *model) apply(c *Command) Result {
 			if len(out) == c.Max {
 				break
 			}
+			if !md.admits(j.queue) {
+				continue
+			}
 			md.lease++
 			j.state, j.attempt, j.leaseID = StateInFlight, j.attempt+1, md.lease
 			j.deadline = now + c.LeaseFor
+			if q := md.queue(j.queue); q.s.RateLimit > 0 {
+				q.leases = append(q.leases, now)
+			}
 			out = append(out, Job{ID: j.id, LeaseID: j.leaseID, Attempt: j.attempt})
 		}
 		return Result{Jobs: out, Promoted: promoted}
@@ -212,6 +298,8 @@ func (md *model) apply(c *Command) Result {
 			switch {
 			case j == nil:
 				errs[i] = ErrNotFound
+			case j.state == StateCanceled:
+				errs[i] = ErrCanceled
 			case j.state != StateInFlight:
 				errs[i] = ErrNotInFlight
 			case j.leaseID != a.LeaseID:
@@ -233,8 +321,54 @@ func (md *model) apply(c *Command) Result {
 		case j.state.Final():
 			return Result{Err: ErrFinal}
 		}
+		running := j.state == StateInFlight
 		finish(j, StateCanceled)
+		return Result{Jobs: []Job{{ID: j.id}}, CanceledRunning: running}
+	case KindRetry:
+		j := md.get(c.ID)
+		switch {
+		case j == nil:
+			return Result{Err: ErrNotFound}
+		case j.state == StateScheduled:
+			j.state, j.runAt = StatePending, now
+		case j.state == StateFailed || j.state == StateCanceled:
+			if h := md.holder(j.key); h != nil && h != j {
+				return Result{Err: ErrUniqueConflict}
+			}
+			j.state, j.attempt, j.runAt, j.fin = StatePending, 0, now, 0
+			j.lastErr = "" // the machine keeps it; the model follows only the next one
+			// it waits again for its dependencies that are unfinished
+			j.waiting = nil
+			for _, id := range j.deps {
+				if dj := md.get(id); dj != nil && !dj.state.Final() {
+					j.waiting = append(j.waiting, id)
+				}
+			}
+			if len(j.waiting) > 0 {
+				j.state = StateBlocked
+			}
+		default:
+			return Result{Err: ErrNotRetryable}
+		}
 		return Result{Jobs: []Job{{ID: j.id}}}
+	case KindSetQueue:
+		if ValidateQueueChange(c.Queue) != nil {
+			return Result{Err: ErrInvalid}
+		}
+		ch := c.Queue
+		q := md.queue(ch.Queue)
+		if ch.Set&SetPaused != 0 {
+			q.s.Paused = ch.Settings.Paused
+		}
+		if ch.Set&SetConcurrency != 0 {
+			q.s.Concurrency = ch.Settings.Concurrency
+		}
+		if ch.Set&SetRate != 0 && (q.s.RateLimit != ch.Settings.RateLimit || q.s.RatePeriod != ch.Settings.RatePeriod) {
+			q.s.RateLimit, q.s.RatePeriod = ch.Settings.RateLimit, ch.Settings.RatePeriod
+			q.leases = nil
+		}
+		start, used := q.window()
+		return Result{Queue: &QueueInfo{QueueCounts: QueueCounts{Queue: ch.Queue}, Settings: q.s, RateUsed: used, RateStart: start}}
 	case KindTick:
 		expired := 0
 		var due []*mjob
@@ -323,6 +457,7 @@ func (md *model) apply(c *Command) Result {
 		for i, j := range md.jobs {
 			if j != nil && j.state == StateCompleted && j.fin <= now-c.Retention.Completed {
 				md.jobs[i] = nil
+				md.gone = append(md.gone, j)
 				n++
 			}
 		}
@@ -334,7 +469,19 @@ func (md *model) apply(c *Command) Result {
 // TestAgainstModel drives the machine and the model with the same random
 // commands and compares every result and every job.
 func TestAgainstModel(t *testing.T) {
-	rapid.Check(t, func(rt *rapid.T) {
+	rapid.Check(t, func(rt *rapid.T) { againstModel(rt, false) })
+}
+
+// TestQueueControlsAgainstModel is TestAgainstModel with longer runs whose
+// commands favour the queue controls: settings, leases under limits, unique
+// keys with windows that end before or after a purge, retries and cancels
+// of running jobs.
+func TestQueueControlsAgainstModel(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) { againstModel(rt, true) })
+}
+
+func againstModel(rt *rapid.T, controls bool) {
+	{
 		m, md := New(), &model{}
 		now := int64(sec)
 		ids := func() uint64 { return rapid.Uint64Range(0, uint64(len(md.jobs))+1).Draw(rt, "id") }
@@ -345,14 +492,19 @@ func TestAgainstModel(t *testing.T) {
 			return rapid.Uint64Range(0, md.lease+1).Draw(rt, "lease")
 		}
 		steps := rapid.IntRange(1, 120).Draw(rt, "steps")
+		kinds := rapid.IntRange(0, 10)
+		if controls {
+			steps = rapid.IntRange(60, 200).Draw(rt, "steps")
+			kinds = rapid.SampledFrom([]int{0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 4, 5, 5, 9, 9, 10})
+		}
 		for step := 0; step < steps; step++ {
 			now += rapid.Int64Range(-sec, 3*sec).Draw(rt, "dt")
 			var c Command
-			switch rapid.IntRange(0, 8).Draw(rt, "kind") {
+			switch kinds.Draw(rt, "kind") {
 			case 0:
 				n := rapid.IntRange(1, 3).Draw(rt, "n")
 				for i := 0; i < n; i++ {
-					c.Jobs = append(c.Jobs, JobSpec{
+					s := JobSpec{
 						Queue:       rapid.SampledFrom([]string{"", "a", "b"}).Draw(rt, "queue"),
 						Type:        rapid.SampledFrom([]string{"t", "t", "t", ""}).Draw(rt, "type"),
 						Priority:    int32(rapid.IntRange(-1, 1).Draw(rt, "prio")),
@@ -360,7 +512,16 @@ func TestAgainstModel(t *testing.T) {
 						MaxAttempts: rapid.IntRange(0, 3).Draw(rt, "max"),
 						UniqueKey:   rapid.SampledFrom([]string{"", "", "k1", "k2"}).Draw(rt, "key"),
 						Deps:        drawDeps(rt, i, len(md.jobs)),
-					})
+					}
+					// a window shorter and one longer than the purge's retention
+					// (a unique_for without a key is refused)
+					if controls && s.UniqueKey == "" {
+						s.UniqueKey = rapid.SampledFrom([]string{"k1", "k2", "k3"}).Draw(rt, "controls key")
+					}
+					if s.UniqueKey != "" || rapid.IntRange(0, 9).Draw(rt, "keyless window") == 0 {
+						s.UniqueFor = rapid.SampledFrom([]int64{0, 0, 2 * sec, 6 * sec}).Draw(rt, "uniqueFor")
+					}
+					c.Jobs = append(c.Jobs, s)
 				}
 				c.Kind = KindEnqueue
 			case 6:
@@ -397,6 +558,10 @@ func TestAgainstModel(t *testing.T) {
 				c = Command{Kind: KindTick}
 			case 5:
 				c = Command{Kind: KindPurge, Retention: Retention{Completed: rapid.Int64Range(1, 4).Draw(rt, "keep") * sec}}
+			case 9:
+				c = Command{Kind: KindSetQueue, Queue: drawQueueChange(rt)}
+			case 10:
+				c = Command{Kind: KindRetry, ID: ids()}
 			}
 			c.Now = now
 			got, want := m.Apply(&c), md.apply(&c)
@@ -430,7 +595,28 @@ func TestAgainstModel(t *testing.T) {
 				rt.Fatalf("machine holds %d jobs, model %d", m.Len(), countLive(md))
 			}
 		}
-	})
+	}
+}
+
+// drawQueueChange draws a SetQueue change, now and then an invalid one.
+func drawQueueChange(t *rapid.T) *QueueChange {
+	ch := &QueueChange{
+		Queue: rapid.SampledFrom([]string{"default", "a", "b", "b", "bad queue"}).Draw(t, "setQueue"),
+		Set:   QueueFields(rapid.IntRange(0, int(AllQueueFields)).Draw(t, "set")),
+	}
+	s := &ch.Settings
+	if ch.Set&SetPaused != 0 {
+		s.Paused = rapid.Bool().Draw(t, "paused")
+	}
+	if ch.Set&SetConcurrency != 0 {
+		s.Concurrency = rapid.IntRange(-1, 3).Draw(t, "concurrency")
+	}
+	if ch.Set&SetRate != 0 {
+		if s.RateLimit = rapid.IntRange(0, 3).Draw(t, "rateLimit"); s.RateLimit > 0 {
+			s.RatePeriod = rapid.Int64Range(0, 4).Draw(t, "ratePeriod") * sec // 0: invalid
+		}
+	}
+	return ch
 }
 
 func countLive(md *model) int {
@@ -473,6 +659,14 @@ func compareResults(t *rapid.T, k Kind, got, want Result) {
 	}
 	if k == KindLease && got.Promoted != want.Promoted || k == KindTick && got.Expired != want.Expired || got.Purged != want.Purged {
 		t.Fatalf("%s: counters %+v, model %+v", k, got, want)
+	}
+	if got.CanceledRunning != want.CanceledRunning {
+		t.Fatalf("%s: canceled running %v, model %v", k, got.CanceledRunning, want.CanceledRunning)
+	}
+	if (got.Queue == nil) != (want.Queue == nil) || got.Queue != nil &&
+		(got.Queue.Queue != want.Queue.Queue || got.Queue.Settings != want.Queue.Settings ||
+			got.Queue.RateUsed != want.Queue.RateUsed || got.Queue.RateStart != want.Queue.RateStart) {
+		t.Fatalf("%s: queue %+v, model %+v", k, got.Queue, want.Queue)
 	}
 }
 

@@ -199,13 +199,14 @@ func (m *Machine) NextPurge() (completed, failed, canceled int64) {
 }
 
 // Runnable reports whether a Lease of these queues and types (empty: all)
-// would hand out a job at now: a pending job, or a scheduled one that is due.
+// would hand out a job at now: a pending job, or a scheduled one that is due,
+// of a queue that admits a lease (not paused, under its limits).
 func (m *Machine) Runnable(queues, types []string, now int64) bool {
 	if now < m.now {
 		now = m.now
 	}
 	for _, cl := range m.classesFor(queues, types) {
-		if cl.runnable.Len() > 0 {
+		if cl.runnable.Len() > 0 && cl.q.admits(now) {
 			return true
 		}
 	}
@@ -214,7 +215,7 @@ func (m *Machine) Runnable(queues, types []string, now int64) bool {
 		if j.runAt > now {
 			return false
 		}
-		if (len(queues) == 0 || contains(queues, j.cls.q.name)) && (len(types) == 0 || contains(types, j.cls.typ)) {
+		if (len(queues) == 0 || contains(queues, j.cls.q.name)) && (len(types) == 0 || contains(types, j.cls.typ)) && j.cls.q.admits(now) {
 			due = true
 			return false
 		}

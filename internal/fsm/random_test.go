@@ -18,7 +18,7 @@ func randomCommand(rng *rand.Rand, m *Machine, now *int64) Command {
 	queues := []string{"default", "q1", "q2"}
 	pickID := func() uint64 { return uint64(rng.IntN(int(m.nextID) + 2)) }
 	inflight, _ := m.List(Filter{State: StateInFlight, Limit: 50})
-	switch k := rng.IntN(100); {
+	switch k := rng.IntN(104); {
 	case k < 35:
 		n := 1 + rng.IntN(4)
 		specs := make([]JobSpec, n)
@@ -35,6 +35,7 @@ func randomCommand(rng *rand.Rand, m *Machine, now *int64) Command {
 			}
 			if rng.IntN(5) == 0 {
 				specs[i].UniqueKey = fmt.Sprintf("u%d", rng.IntN(10))
+				specs[i].UniqueFor = int64(rng.IntN(3)) * 3 * sec // 0, 3s, 6s
 			}
 			if rng.IntN(50) == 0 {
 				specs[i].Type = "" // invalid: rejects the whole batch
@@ -99,7 +100,11 @@ func randomCommand(rng *rand.Rand, m *Machine, now *int64) Command {
 		}
 		return c
 	case k < 85:
-		return Command{Kind: KindCancel, Now: *now, ID: pickID()}
+		c := Command{Kind: KindCancel, Now: *now, ID: pickID()}
+		if len(inflight) > 0 && rng.IntN(2) == 0 {
+			c.ID = inflight[rng.IntN(len(inflight))].ID // a running job
+		}
+		return c
 	case k < 89:
 		return Command{Kind: KindRetry, Now: *now, ID: pickID()}
 	case k < 93:
@@ -121,9 +126,30 @@ func randomCommand(rng *rand.Rand, m *Machine, now *int64) Command {
 		return Command{Kind: KindPeriodicFire, Now: *now, Periodic: p}
 	case k < 99:
 		return Command{Kind: KindPurge, Now: *now, Max: rng.IntN(5), Retention: Retention{Completed: 3 * sec, Failed: 6 * sec, Canceled: int64(rng.IntN(2)) * sec}}
-	default:
+	case k < 100:
 		return Command{Kind: KindRecover, Now: *now}
+	default:
+		return Command{Kind: KindSetQueue, Now: *now, Queue: randomQueueChange(rng, queues)}
 	}
+}
+
+// randomQueueChange pauses, resumes or limits one queue (now and then with
+// an invalid value).
+func randomQueueChange(rng *rand.Rand, queues []string) *QueueChange {
+	ch := &QueueChange{Queue: queues[rng.IntN(len(queues))], Set: QueueFields(1 + rng.IntN(int(AllQueueFields)))}
+	if ch.Set&SetPaused != 0 {
+		ch.Settings.Paused = rng.IntN(3) == 0
+	}
+	if ch.Set&SetConcurrency != 0 {
+		ch.Settings.Concurrency = rng.IntN(4)
+	}
+	if ch.Set&SetRate != 0 && rng.IntN(3) != 0 {
+		ch.Settings.RateLimit, ch.Settings.RatePeriod = 1+rng.IntN(4), int64(1+rng.IntN(3))*sec
+	}
+	if rng.IntN(30) == 0 {
+		ch.Settings.Concurrency = -1 // invalid
+	}
+	return ch
 }
 
 func randomStream(seed uint64, n int) []Command {

@@ -252,7 +252,7 @@ func (m *Machine) restore(r io.Reader) error {
 		lastID = j.id
 		m.jobs.set(j.id, j, m.gen)
 		m.index(j)
-		if j.ext != nil && j.ext.uniqueKey != "" && !j.state.Final() {
+		if holdsKey(j, m.now) {
 			m.unique[j.ext.uniqueKey] = j.id
 		}
 	}

@@ -59,9 +59,11 @@ func ValidateSpec(index int, s *JobSpec) error {
 		return bad("unique_key", "is longer than 256 bytes")
 	}
 	if s.Deps != nil {
-		return validateDeps(index, s.Deps)
+		if err := validateDeps(index, s.Deps); err != nil {
+			return err
+		}
 	}
-	return nil
+	return validateUniqueFor(index, s)
 }
 
 func (m *Machine) enqueue(c *Command) Result {
@@ -82,8 +84,8 @@ func (m *Machine) enqueue(c *Command) Result {
 	for i := range c.Jobs {
 		s := &c.Jobs[i]
 		if s.UniqueKey != "" {
-			if id, ok := m.unique[s.UniqueKey]; ok {
-				out[i] = EnqueueResult{ID: id, State: m.jobs.get(id).state, Duplicate: true}
+			if id, st, ok := m.uniqueHolder(s.UniqueKey); ok {
+				out[i] = EnqueueResult{ID: id, State: st, Duplicate: true}
 				continue
 			}
 		}
@@ -120,8 +122,8 @@ func (m *Machine) enqueue(c *Command) Result {
 			j.state = StateScheduled
 		}
 		if s.UniqueKey != "" {
-			j.ext = &jobExt{uniqueKey: s.UniqueKey}
-			m.unique[s.UniqueKey] = j.id
+			j.ext = &jobExt{uniqueKey: s.UniqueKey, uniqueFor: s.UniqueFor}
+			m.takeKey(s.UniqueKey, j.id)
 		}
 		if s.Deps != nil {
 			m.enqueueDeps(j, s.Deps, out[:i])
@@ -172,9 +174,13 @@ func (m *Machine) lease(c *Command) Result {
 	cands := m.classesFor(c.Queues, c.Types)
 	var leased []Job
 	for len(leased) < c.Max {
-		// the best head across the matching classes
+		// the best head across the matching classes whose queue admits a
+		// lease now (queuectl.go: paused, concurrency and rate limits)
 		var best *job
 		for _, cl := range cands {
+			if cl.q.ctl != nil && !cl.q.admits(m.now) {
+				continue
+			}
 			if h, ok := cl.runnable.Min(); ok && (best == nil || lessRunnable(h, best)) {
 				best = h
 			}
@@ -200,6 +206,9 @@ func (m *Machine) lease(c *Command) Result {
 		j.attempt++
 		j.state = StateInFlight
 		m.index(j)
+		if j.cls.q.ctl != nil {
+			j.cls.q.ctl.leased(m.now)
+		}
 		leased = append(leased, j.view())
 	}
 	return Result{Jobs: leased, Promoted: promoted, AckErrs: ackErrs}
@@ -232,6 +241,8 @@ func (m *Machine) inFlight(id, leaseID uint64) (*job, error) {
 	switch {
 	case j == nil:
 		return nil, ErrNotFound
+	case j.state == StateCanceled:
+		return nil, ErrCanceled
 	case j.state != StateInFlight:
 		return nil, ErrNotInFlight
 	case j.ext.leaseID != leaseID:
@@ -286,7 +297,7 @@ func (m *Machine) finish(j *job, s State) {
 	j.state = s
 	j.ext.finishedAt = m.now
 	j.ext.leaseID, j.ext.leaseDeadline = 0, 0
-	m.releaseUnique(j)
+	m.keyFinished(j)
 	if m.waits.Len() > 0 {
 		m.settleDependents(j.id, s)
 	}
@@ -332,12 +343,13 @@ func (m *Machine) cancel(c *Command) Result {
 	if j.state.Final() {
 		return Result{Err: ErrFinal}
 	}
+	running := j.state == StateInFlight
 	m.unindex(j)
 	j = m.writable(j)
 	j.ext = j.cloneExt()
 	m.finish(j, StateCanceled)
 	m.index(j)
-	return Result{Jobs: []Job{j.view()}}
+	return Result{Jobs: []Job{j.view()}, CanceledRunning: running}
 }
 
 func (m *Machine) retry(c *Command) Result {
@@ -358,10 +370,10 @@ func (m *Machine) retry(c *Command) Result {
 	}
 	key := j.x().uniqueKey
 	if key != "" {
-		if _, held := m.unique[key]; held {
+		if holder, _, held := m.uniqueHolder(key); held && holder != j.id {
 			return Result{Err: ErrUniqueConflict}
 		}
-		m.unique[key] = j.id
+		m.takeKey(key, j.id)
 	}
 	m.unindex(j)
 	j = m.writable(j)
@@ -448,9 +460,11 @@ func (m *Machine) purge(c *Command) Result {
 			}
 			j = m.jobs.get(j.id)
 			m.unindex(j)
+			m.keyPurged(j)
 			m.jobs.set(j.id, nil, m.gen)
 			n++
 		}
 	}
+	m.dropExpiredReservations()
 	return Result{Purged: n}
 }

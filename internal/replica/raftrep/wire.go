@@ -24,6 +24,9 @@ type wireResult struct {
 	Skipped     int `json:"skipped,omitempty"`
 	Unblocked   int `json:"unblocked,omitempty"`
 	DepCanceled int `json:"dep_canceled,omitempty"`
+	// the queue controls' fields of fsm.Result
+	CanceledRunning bool           `json:"canceled_running,omitempty"`
+	Queue           *fsm.QueueInfo `json:"queue,omitempty"`
 }
 
 type wireErr struct {
@@ -38,6 +41,7 @@ var rejections = map[string]error{
 	"not_found":       fsm.ErrNotFound,
 	"lease_mismatch":  fsm.ErrLeaseMismatch,
 	"not_in_flight":   fsm.ErrNotInFlight,
+	"canceled":        fsm.ErrCanceled,
 	"final":           fsm.ErrFinal,
 	"not_retryable":   fsm.ErrNotRetryable,
 	"unique_conflict": fsm.ErrUniqueConflict,
@@ -79,7 +83,8 @@ func decodeErr(w *wireErr) error {
 func encodeResult(r *fsm.Result) *wireResult {
 	w := &wireResult{Err: encodeErr(r.Err), Enqueued: r.Enqueued, Jobs: r.Jobs,
 		Promoted: r.Promoted, Expired: r.Expired, Purged: r.Purged, More: r.More,
-		Skipped: r.Skipped, Unblocked: r.Unblocked, DepCanceled: r.DepCanceled}
+		Skipped: r.Skipped, Unblocked: r.Unblocked, DepCanceled: r.DepCanceled,
+		CanceledRunning: r.CanceledRunning, Queue: r.Queue}
 	if r.AckErrs != nil {
 		w.AckErrs = make([]*wireErr, len(r.AckErrs))
 		for i, e := range r.AckErrs {
@@ -92,7 +97,8 @@ func encodeResult(r *fsm.Result) *wireResult {
 func (w *wireResult) result() fsm.Result {
 	r := fsm.Result{Err: decodeErr(w.Err), Enqueued: w.Enqueued, Jobs: w.Jobs,
 		Promoted: w.Promoted, Expired: w.Expired, Purged: w.Purged, More: w.More,
-		Skipped: w.Skipped, Unblocked: w.Unblocked, DepCanceled: w.DepCanceled}
+		Skipped: w.Skipped, Unblocked: w.Unblocked, DepCanceled: w.DepCanceled,
+		CanceledRunning: w.CanceledRunning, Queue: w.Queue}
 	if w.AckErrs != nil {
 		r.AckErrs = make([]error, len(w.AckErrs))
 		for i, e := range w.AckErrs {
