@@ -22,7 +22,8 @@ type Turn struct {
 	// was taken before the machine was read, so no change is missed.
 	Changed <-chan struct{}
 	// Due is how long until the next scheduled job (or lease deadline) is
-	// due, when HasDue; a due time in the past means a Tick is about to
+	// due, or a rate window that holds back pending jobs of these queues
+	// ends, when HasDue; a due time in the past means a Tick is about to
 	// promote it (and will close Changed).
 	Due    time.Duration
 	HasDue bool
@@ -40,6 +41,10 @@ func Try(ctx context.Context, rep replica.Replica, cmd *fsm.Command) (Turn, erro
 		runnable = m.Runnable(cmd.Queues, cmd.Types, cmd.Now)
 		if !runnable {
 			due, t.HasDue = m.NextDue()
+			// no command marks the end of a rate window: wake up for it
+			if at, ok := m.RateReopens(cmd.Queues, cmd.Types); ok && (!t.HasDue || at < due) {
+				due, t.HasDue = at, true
+			}
 		}
 	})
 	if t.HasDue {

@@ -135,6 +135,10 @@ func (s *Scheduler) PurgeOnce(ctx context.Context) (more bool, err error) {
 		c, f, x := m.NextPurge()
 		past := func(first, keep int64) bool { return first != 0 && keep > 0 && first <= now-keep }
 		due = past(c, ret.Completed) || past(f, ret.Failed) || past(x, ret.Canceled)
+		// a purge also drops the unique_for reservations that ended
+		if end, ok := m.NextReservationEnd(); ok && end <= now {
+			due = true
+		}
 	})
 	if !due {
 		return false, nil
