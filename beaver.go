@@ -134,6 +134,7 @@ type JobSpec struct {
 	MaxAttempts int
 	Timeout     time.Duration // per attempt
 	UniqueKey   string        // while a job with this key is unfinished, Enqueue returns it
+	UniqueFor   time.Duration // and this long after it finished (docs/queues.md)
 }
 
 // Enqueue adds a job durably and returns its id; duplicate is true when an
@@ -146,6 +147,7 @@ func (s *Server) Enqueue(ctx context.Context, j JobSpec) (id string, duplicate b
 	res, err := s.srv.Enqueue(ctx, []jobspec.Input{{
 		Queue: j.Queue, Type: j.Type, Payload: j.Payload, Priority: j.Priority,
 		RunAt: j.RunAt, Delay: j.Delay, MaxAttempts: j.MaxAttempts, Timeout: j.Timeout, UniqueKey: j.UniqueKey,
+		UniqueFor: j.UniqueFor,
 	}})
 	switch {
 	case errors.Is(err, server.ErrNotReady):

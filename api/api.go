@@ -39,7 +39,8 @@ const (
 	// CodeConflict (409): the job is not in a state that allows the call: a
 	// stale or unknown lease, a job that is not in flight, cancel of a
 	// finished job, retry of a job that is not failed, canceled or
-	// scheduled, or a unique key held by another job.
+	// scheduled, or a unique key held by another job. (A report of a job
+	// that was canceled is CodeCanceled.)
 	CodeConflict = "conflict"
 	// CodePayloadTooLarge (413): a payload, the request body or a batch is
 	// over its limit.
@@ -131,6 +132,11 @@ type EnqueueRequest struct {
 	// OnDependencyFailure is "cancel" (the default: the job is canceled
 	// when a dependency fails or is canceled) or "run" (it runs anyway).
 	OnDependencyFailure string `json:"on_dependency_failure,omitempty"`
+	// UniqueFor keeps UniqueKey reserved this long after the job finished,
+	// e.g. "1h" (at most 8760h; default: only while it is unfinished): an
+	// enqueue of the key within that window is a duplicate of the finished
+	// job. See docs/queues.md.
+	UniqueFor string `json:"unique_for,omitempty"`
 }
 
 // EnqueueResponse answers POST /v1/jobs (201 Created), once the job is
@@ -138,8 +144,9 @@ type EnqueueRequest struct {
 type EnqueueResponse struct {
 	ID    string `json:"id"`
 	State string `json:"state"`
-	// Duplicate is set when an unfinished job with the same unique key
-	// already existed: ID and State are that job's, and nothing was added.
+	// Duplicate is set when a job holding the same unique key already
+	// existed (unfinished, or finished within its unique_for window): ID
+	// and State are that job's, and nothing was added.
 	Duplicate bool `json:"duplicate"`
 }
 
@@ -172,6 +179,7 @@ type Job struct {
 	MaxAttempts int             `json:"max_attempts"`
 	Timeout     string          `json:"timeout"` // per attempt, a Go duration string
 	UniqueKey   string          `json:"unique_key,omitempty"`
+	UniqueFor   string          `json:"unique_for,omitempty"` // the key's window after the job finished
 	// RunAt is when the job became, or becomes, runnable.
 	RunAt     time.Time `json:"run_at,omitzero"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
@@ -358,6 +366,9 @@ type Status struct {
 	Recovery RecoveryStatus         `json:"recovery"`
 	// Cluster is set in cluster mode.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// PausedQueues lists the paused queues (GET /v1/queues has their
+	// settings).
+	PausedQueues []string `json:"paused_queues,omitempty"`
 }
 
 // ClusterStatus describes a cluster node and what it knows of the others

@@ -126,6 +126,9 @@ type Config struct {
 	// Periodic are schedules of periodic jobs, by name (periodic.go). It is
 	// a table of records, not a key: it has no flag.
 	Periodic map[string]PeriodicConfig `yaml:"periodic,omitempty"`
+	// Queues are settings of named queues (pause, limits), proposed at
+	// start (queues.go).
+	Queues QueuesConfig `yaml:"queues"`
 }
 
 // ClusterConfig turns the node into a member of a replicated cluster

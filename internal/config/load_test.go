@@ -151,7 +151,7 @@ func TestExampleFileIsTheDefaults(t *testing.T) {
 
 // leafPaths lists the dotted paths of the non-mapping values below n.
 func leafPaths(n *yaml.Node, prefix string) []string {
-	if n.Kind != yaml.MappingNode {
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 { // {}: a value (queues: {})
 		return []string{prefix}
 	}
 	var out []string

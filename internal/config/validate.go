@@ -117,6 +117,7 @@ func (c *Config) Validate() error {
 		c.validateCluster(&v)
 	}
 	c.validatePeriodic(&v)
+	c.validateQueues(&v)
 	return errors.Join(v.errs...)
 }
 

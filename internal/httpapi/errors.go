@@ -181,6 +181,9 @@ func rejection(err error, prefix string, id, leaseID uint64, state func() string
 		return &httpError{status: http.StatusNotFound, code: api.CodeNotFound, msg: fmt.Sprintf("job %d not found", id)}
 	case errors.Is(err, fsm.ErrLeaseMismatch):
 		return conflict("lease %d is not the current lease of job %d: the lease expired, or the job was handed to another worker", leaseID, id)
+	case errors.Is(err, fsm.ErrCanceled):
+		return &httpError{status: http.StatusConflict, code: api.CodeCanceled,
+			msg: fmt.Sprintf("job %d was canceled: stop working on it (this report is refused; the job stays canceled)", id)}
 	case errors.Is(err, fsm.ErrNotInFlight):
 		return conflict("job %d is not in flight (it is %s)", id, st())
 	case errors.Is(err, fsm.ErrFinal):
@@ -188,7 +191,7 @@ func rejection(err error, prefix string, id, leaseID uint64, state func() string
 	case errors.Is(err, fsm.ErrNotRetryable):
 		return conflict("job %d is %s: only failed, canceled or scheduled jobs can be retried", id, st())
 	case errors.Is(err, fsm.ErrUniqueConflict):
-		return conflict("job %d cannot be retried: its unique key is held by another unfinished job", id)
+		return conflict("job %d cannot be retried: its unique key is held by another job (unfinished, or finished within its unique_for window)", id)
 	}
 	return &httpError{status: http.StatusInternalServerError, code: api.CodeInternal, msg: "unexpected rejection: " + err.Error(), err: err}
 }

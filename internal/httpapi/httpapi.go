@@ -22,6 +22,12 @@
 //	GET  /v1/periodic/{name}        one schedule, with its next run
 //	PUT  /v1/periodic/{name}        create or replace a schedule
 //	DELETE /v1/periodic/{name}      delete a schedule
+//	GET  /v1/queues                 queues: counts, settings, what holds them back
+//	GET  /v1/queues/{name}          one queue
+//	PUT  /v1/queues/{name}          replace its settings (paused, concurrency, rate)
+//	PATCH /v1/queues/{name}         change the settings given
+//	POST /v1/queues/{name}/pause    → the queue
+//	POST /v1/queues/{name}/resume   → the queue
 //	GET  /v1/status                 counts, WAL, snapshots, recovery
 //	GET  /v1/stats                  live figures: sampled rates, queue backlogs
 //	GET  /healthz                   200 while the process serves
@@ -272,6 +278,12 @@ func (a *API) Handler() http.Handler {
 	v1("POST /v1/jobs/{id}/heartbeat", a.heartbeat)
 	v1("POST /v1/lease", a.lease)
 	v1("POST /v1/ack", a.ack)
+	v1("GET /v1/queues", a.queues)
+	v1("GET /v1/queues/{name}", a.queue)
+	v1("PUT /v1/queues/{name}", a.putQueue)
+	v1("PATCH /v1/queues/{name}", a.patchQueue)
+	v1("POST /v1/queues/{name}/pause", a.pauseQueue)
+	v1("POST /v1/queues/{name}/resume", a.resumeQueue)
 	v1("GET /v1/status", a.status)
 	v1("GET /v1/stats", a.stats)
 	v1("GET /v1/periodic", a.periodicList)

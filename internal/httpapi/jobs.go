@@ -147,6 +147,9 @@ func (a *API) spec(req *enqueueWire, now time.Time, prefix string, index int) (f
 	if in.Delay, err = jobspec.ParseDuration("delay", req.Delay); err != nil {
 		return fsm.JobSpec{}, specError(prefix, err)
 	}
+	if in.UniqueFor, err = jobspec.ParseDuration("unique_for", req.UniqueFor); err != nil {
+		return fsm.JobSpec{}, specError(prefix, err)
+	}
 	if in.Timeout, err = jobspec.ParseDuration("timeout", req.Timeout); err != nil {
 		return fsm.JobSpec{}, specError(prefix, err)
 	}
@@ -317,6 +320,7 @@ func toJob(j *fsm.Job) api.Job {
 		MaxAttempts:   j.MaxAttempts,
 		Timeout:       time.Duration(j.Timeout).String(),
 		UniqueKey:     j.UniqueKey,
+		UniqueFor:     durationOrEmpty(j.UniqueFor),
 		RunAt:         wireTime(j.RunAt),
 		CreatedAt:     wireTime(j.CreatedAt),
 		StartedAt:     wireTime(j.StartedAt),

@@ -59,6 +59,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request, rep replica.Replica
 	for _, q := range queues {
 		out.Queues[q.Queue] = stateCounts(q)
 	}
+	out.PausedQueues = pausedQueues(rep)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

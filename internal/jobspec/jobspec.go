@@ -41,7 +41,8 @@ type Input struct {
 	MaxAttempts int
 	Timeout     time.Duration // per attempt
 	UniqueKey   string
-	Deps        *fsm.Deps // jobs it waits for (checked by fsm.ValidateSpec)
+	Deps        *fsm.Deps     // jobs it waits for (checked by fsm.ValidateSpec)
+	UniqueFor   time.Duration // UniqueKey stays reserved this long after the job finished
 }
 
 // Kinds of Error.
@@ -102,6 +103,7 @@ func (b *Builder) Build(in *Input, now time.Time, index int) (fsm.JobSpec, error
 		MaxAttempts: in.MaxAttempts,
 		UniqueKey:   in.UniqueKey,
 		Deps:        in.Deps,
+		UniqueFor:   int64(in.UniqueFor),
 	}
 	if s.Queue == "" {
 		s.Queue = b.DefaultQueue

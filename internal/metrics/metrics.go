@@ -42,7 +42,8 @@ type Metrics struct {
 	// Periodic jobs and dependencies (controls.go).
 	Controls *Controls
 
-	series sync.Map // jobKey -> *jobSeries
+	series   sync.Map // jobKey -> *jobSeries
+	queueCtl *queueMetrics
 }
 
 type jobKey struct{ queue, typ string }
@@ -147,6 +148,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.LeasesExpired, m.Purged, m.RunDuration, m.WaitTime, m.WALSync, m.WALBatch, m.WALWritten,
 		m.SnapshotDur, m.SnapshotFailed, m.HTTPRequests, m.HTTPDuration, m.RaftApply, m.RaftForwarded)
 	m.Controls = newControls(reg)
+	m.queueCtl = newQueueMetrics(reg)
 	return m
 }
 
@@ -196,6 +198,7 @@ func (m *Metrics) Applied(mc *fsm.Machine, c *fsm.Command, r *fsm.Result) {
 	if r.Unblocked > 0 || r.DepCanceled > 0 || c.Kind == fsm.KindPeriodicFire {
 		m.appliedControls(mc, c, r)
 	}
+	m.appliedQueueControls(c, r)
 	switch c.Kind {
 	case fsm.KindEnqueue:
 		for i, e := range r.Enqueued {

@@ -101,6 +101,9 @@ type Server struct {
 	jobs     jobspec.Builder // every enqueue of the embedding API goes through it
 	periodic []scheduler.ConfigSchedule
 
+	cancels       *worker.Cancels // tells the pool which running jobs were canceled
+	queuesApplied atomic.Bool     // the configured queue settings were proposed
+
 	mu               sync.Mutex
 	apiAddr, metAddr net.Addr
 	listening        chan struct{}
@@ -132,7 +135,8 @@ func New(o Options) (*Server, error) {
 		s.periodic = append(s.periodic, scheduler.ConfigSchedule{Name: name, Def: defs[i]})
 	}
 	s.met = metrics.New(reg)
-	reg.MustRegister(metrics.NewStateCollector(s.Replica))
+	s.cancels = worker.NewCancels()
+	reg.MustRegister(metrics.NewStateCollector(s.Replica), metrics.NewQueueCollector(s.Replica, o.Clock))
 	c := s.cfg
 	s.jobs = jobspec.Builder{
 		DefaultQueue:       c.Defaults.Queue,
@@ -324,8 +328,12 @@ func (s *Server) Run(ctx context.Context) error {
 		Clock:        s.o.Clock,
 		Logger:       s.log,
 		Observer:     s.met,
+		Cancels:      s.cancels,
 	})
 	s.handlerTypes = pool.Types()
+	if leading, _ := replica.Leading(rep); leading {
+		s.applyQueueSettings(ctx, rep) // before the workers lease anything
+	}
 	s.rep.Store(&replicaRef{rep})
 	s.api.SetReplica(rep)
 	rec := rep.Status().Recovery
@@ -438,7 +446,7 @@ func (s *Server) openReplica() (replica.Replica, error) {
 		Clock:              s.o.Clock,
 		WALObserver:        s.met,
 		OnSnapshot:         s.met.ObserveSnapshot,
-		OnApply:            s.met.Applied,
+		OnApply:            s.applied,
 	})
 }
 
@@ -464,7 +472,7 @@ func (s *Server) openCluster() (replica.Replica, error) {
 		LeaderLease: cl.LeaderLease.Duration(), ApplyTimeout: cl.ApplyTimeout.Duration(),
 		SnapshotThreshold: uint64(c.Snapshot.EveryRecords), SnapshotInterval: c.Snapshot.Interval.Duration(),
 		TrailingLogs: uint64(cl.TrailingLogs), SnapshotRetain: c.Snapshot.Keep,
-		Logger: s.log, Clock: s.o.Clock, OnApply: s.met.Applied, Observer: s.met,
+		Logger: s.log, Clock: s.o.Clock, OnApply: s.applied, Observer: s.met,
 	})
 }
 
@@ -520,7 +528,11 @@ func (s *Server) leaderOnly(ctx context.Context, rep replica.Replica, sched *sch
 			}
 			lctx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})
-			go func() { sched.Run(lctx); close(done) }()
+			go func() {
+				s.applyQueueSettings(lctx, rep) // the first time this node leads
+				sched.Run(lctx)
+				close(done)
+			}()
 			select {
 			case <-ctx.Done():
 			case <-changed:

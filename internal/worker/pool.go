@@ -9,6 +9,13 @@
 // reports outcomes, both in one command), and one goroutine per running
 // attempt, at most Workers. Run returns once every one of them has stopped.
 //
+// # Cancel while running
+//
+// With Options.Cancels hooked to the replica's OnApply, an attempt whose job
+// is canceled has its context canceled (cause ErrJobCanceled), and its
+// outcome is not reported: the job is canceled already, and a report would
+// be refused anyway (fsm.ErrCanceled).
+//
 // # Shutdown
 //
 // When Run's context is canceled the dispatcher stops leasing. Running
@@ -44,7 +51,8 @@ type Observer interface {
 	Started(queue, typ string, wait time.Duration)
 	// Finished: an attempt ended after d; outcome is "completed", "failed"
 	// (will be retried or is dead: the state machine decides) or
-	// "abandoned" (shutdown).
+	// "abandoned" (shutdown) or "canceled" (the job was canceled while it
+	// ran).
 	Finished(queue, typ string, d time.Duration, outcome string)
 }
 
@@ -64,6 +72,9 @@ type Options struct {
 	Clock    func() time.Time
 	Logger   *slog.Logger
 	Observer Observer
+	// Cancels, if set, cancels the attempts of canceled jobs; the replica
+	// must call its Applied (OnApply).
+	Cancels *Cancels
 }
 
 // Pool runs jobs. Create it with New, run it with Run.
@@ -77,7 +88,7 @@ type Pool struct {
 
 type outcome struct {
 	ack       fsm.Ack
-	abandoned bool // cut short by shutdown: nothing to report
+	abandoned bool // cut short by shutdown, or canceled: nothing to report
 }
 
 // New returns a pool; it does nothing until Run.
@@ -314,13 +325,25 @@ func (p *Pool) run(hard context.Context, j fsm.Job) {
 		p.o.Observer.Started(j.Queue, j.Type, start.Sub(time.Unix(0, j.RunAt)))
 	}
 	ctx, cancel := context.WithTimeout(hard, time.Duration(j.Timeout))
+	ctx, unwatch := p.watch(ctx, j)
 	result, err := safeHandle(ctx, h, &handlers.Job{
 		ID: strconv.FormatUint(j.ID, 10), Queue: j.Queue, Type: j.Type,
 		Payload: []byte(j.Payload), Attempt: j.Attempt, MaxAttempts: j.MaxAttempts,
 	})
 	ctxErr := ctx.Err()
+	canceled := errors.Is(context.Cause(ctx), ErrJobCanceled)
+	unwatch()
 	cancel()
 	d := p.o.Clock().Sub(start)
+	if canceled {
+		// the job is canceled: nothing to report, whatever the handler did
+		p.o.Logger.Debug("job canceled while it ran", "id", j.ID, "type", j.Type, "attempt", j.Attempt)
+		if p.o.Observer != nil {
+			p.o.Observer.Finished(j.Queue, j.Type, d, "canceled")
+		}
+		p.done <- outcome{abandoned: true}
+		return
+	}
 	if err != nil && hard.Err() != nil {
 		// shutdown cut it short: leave it in flight, it runs again later
 		if p.o.Observer != nil {
