@@ -49,8 +49,10 @@ type HandlerFunc func(ctx context.Context, job api.Job) (result json.RawMessage,
 // handlers finish (their contexts are not canceled, unless DrainTimeout is
 // set and expires), reports their outcomes, and returns. Every goroutine
 // it starts has ended when it returns. A job whose lease was lost (it
-// expired, or the job was canceled) has its context canceled and its
-// outcome dropped: the server has given it to someone else.
+// expired) has its context canceled and its outcome dropped: the server has
+// given it to someone else. A job canceled while it runs has its context
+// canceled with cause ErrJobCanceled at the next heartbeat (the server
+// answers 409 canceled) and its outcome dropped too.
 type Worker struct {
 	Client *Client
 	// Queues and Types select the jobs, as in api.LeaseRequest (neither:
@@ -251,6 +253,10 @@ func (r *run) runJob(job api.Job) {
 		r.log.Info("job dropped: its lease was lost", "job", job.ID)
 		return
 	}
+	if errors.Is(context.Cause(ctx), ErrJobCanceled) {
+		r.log.Info("job dropped: it was canceled while it ran", "job", job.ID)
+		return
+	}
 	if herr == nil && len(result) > 0 && !json.Valid(result) {
 		herr = fmt.Errorf("the handler returned a result that is not JSON: %.100q", result)
 	}
@@ -287,6 +293,9 @@ func (r *run) heartbeat(ctx context.Context, job api.Job, stop <-chan struct{}, 
 		var e *Error
 		switch {
 		case err == nil:
+		case IsCanceled(err):
+			cancel(ErrJobCanceled)
+			return
 		case errors.As(err, &e) && (e.Status == http.StatusConflict || e.Status == http.StatusNotFound):
 			cancel(errLeaseLost)
 			return
@@ -325,7 +334,10 @@ func (r *run) report(job api.Job, result json.RawMessage, herr error) {
 		}
 		return err
 	})
-	if err != nil {
+	switch {
+	case IsCanceled(err):
+		r.log.Info("outcome dropped: the job was canceled while it ran", "job", job.ID)
+	case err != nil:
 		r.log.Warn("report failed", "job", job.ID, "err", err)
 	}
 }
