@@ -18,7 +18,7 @@ import (
 )
 
 // addClientCommands adds the commands that talk to a running server:
-// enqueue, status, jobs and worker.
+// enqueue, status, jobs, worker, cluster and queues.
 func addClientCommands(root *cobra.Command, e *env) {
 	root.AddCommand(
 		newEnqueueCmd(e),
@@ -27,6 +27,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 		newWorkerCmd(e),
 		newClusterCmd(e),
 		newPeriodicCmd(e),
+		newQueuesCmd(e),
 	)
 }
 

@@ -34,6 +34,7 @@ type enqueueFlags struct {
 
 	// One job.
 	typ, payload, queue, delay, runAt, uniqueKey, jobTimeout string
+	uniqueFor                                                string
 	priority                                                 int32
 	maxAttempts                                              int
 	dependsOn                                                []string
@@ -41,7 +42,7 @@ type enqueueFlags struct {
 }
 
 // oneJobFlags describe the job enqueued without --file.
-var oneJobFlags = []string{"type", "payload", "queue", "priority", "delay", "run-at", "unique-key", "max-attempts", "job-timeout", "depends-on", "on-dependency-failure"}
+var oneJobFlags = []string{"type", "payload", "queue", "priority", "delay", "run-at", "unique-key", "unique-for", "max-attempts", "job-timeout", "depends-on", "on-dependency-failure"}
 
 func newEnqueueCmd(e *env) *cobra.Command {
 	f := &enqueueFlags{}
@@ -51,8 +52,9 @@ func newEnqueueCmd(e *env) *cobra.Command {
 		Long: `Enqueue one job described by flags, or many jobs from a file.
 
 One job: --type is required, the other job flags are optional. It prints the
-job id and its state ("42 pending", with "(duplicate)" when an unfinished
-job with the same --unique-key already existed), or only the id with --ids,
+job id and its state ("42 pending", with "(duplicate)" when a job holding
+the same --unique-key already existed: an unfinished one, or one finished
+within its --unique-for window), or only the id with --ids,
 or the server's answer with --json.
 
 Many jobs: --file FILE (- for stdin) holds a JSON array of job objects, or
@@ -60,7 +62,7 @@ JSON Lines (one job object per line; blank lines are ignored). A job object
 has the fields of POST /v1/jobs (docs/api.md): type (required), queue,
 payload, priority, run_at, delay, max_attempts, timeout, unique_key,
 depends_on, depends_on_index (earlier jobs of the same batch),
-on_dependency_failure.
+on_dependency_failure, unique_for.
 
 The whole file is read and checked first (strict JSON, no unknown fields,
 type required, valid durations and names): if any job is bad, every bad one
@@ -109,6 +111,7 @@ exactly which lines were enqueued and which were not.`,
 	fs.StringVar(&f.delay, "delay", "", "run the job no sooner than this from now, e.g. 10m")
 	fs.StringVar(&f.runAt, "run-at", "", "run the job no sooner than this RFC 3339 time, e.g. 2026-11-26T14:00:00Z")
 	fs.StringVar(&f.uniqueKey, "unique-key", "", "while an unfinished job has this key, return it instead of adding a job")
+	fs.StringVar(&f.uniqueFor, "unique-for", "", "keep --unique-key reserved this long after the job finished, e.g. 1h")
 	fs.IntVar(&f.maxAttempts, "max-attempts", 0, "attempts before the job fails (default: the server's, 25)")
 	fs.StringVar(&f.jobTimeout, "job-timeout", "", "time limit of each attempt, e.g. 5m (default: the server's, 30s)")
 	fs.StringSliceVar(&f.dependsOn, "depends-on", nil, "ids of jobs this one waits for, e.g. 12,13: it runs once they all completed")
@@ -120,8 +123,13 @@ exactly which lines were enqueued and which were not.`,
 func enqueueOne(ctx context.Context, e *env, f *enqueueFlags) error {
 	req := api.EnqueueRequest{
 		Queue: f.queue, Type: f.typ, Priority: f.priority, Delay: f.delay,
-		MaxAttempts: f.maxAttempts, Timeout: f.jobTimeout, UniqueKey: f.uniqueKey,
+		MaxAttempts: f.maxAttempts, Timeout: f.jobTimeout, UniqueKey: f.uniqueKey, UniqueFor: f.uniqueFor,
 		DependsOn: f.dependsOn, OnDependencyFailure: f.onDepFailure,
+	}
+	if f.uniqueFor != "" {
+		if _, err := time.ParseDuration(f.uniqueFor); err != nil {
+			return usageErrorf("--unique-for: %v", err)
+		}
 	}
 	for _, id := range f.dependsOn {
 		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
@@ -296,7 +304,7 @@ func enqueueFile(ctx context.Context, e *env, f *enqueueFlags) error {
 	}
 	msg := fmt.Sprintf("enqueued %s in %.2fs (%.0f jobs/s)", plural(len(jobs), "job", "jobs"), elapsed.Seconds(), float64(len(jobs))/max(elapsed.Seconds(), 1e-9))
 	if dups > 0 {
-		msg += fmt.Sprintf(", %s (an unfinished job with the same unique_key existed)", plural(dups, "duplicate", "duplicates"))
+		msg += fmt.Sprintf(", %s (a job holding the same unique_key existed)", plural(dups, "duplicate", "duplicates"))
 	}
 	fmt.Fprintln(e.stdout, msg)
 	return nil

@@ -207,6 +207,9 @@ func checkJob(req *api.EnqueueRequest) error {
 	if in.Timeout, err = jobspec.ParseDuration("timeout", req.Timeout); err != nil {
 		return err
 	}
+	if in.UniqueFor, err = jobspec.ParseDuration("unique_for", req.UniqueFor); err != nil {
+		return err
+	}
 	if req.Timeout != "" && in.Timeout == 0 {
 		return fmt.Errorf("timeout must be positive, got %q", req.Timeout)
 	}

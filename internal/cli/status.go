@@ -75,6 +75,9 @@ func writeStatus(w io.Writer, server string, st api.Status, now time.Time) error
 	if err := writeCounts(w, st); err != nil {
 		return err
 	}
+	if len(st.PausedQueues) > 0 {
+		fmt.Fprintf(w, "Paused queues: %s (see beaver-raft queues list)\n", strings.Join(st.PausedQueues, ", "))
+	}
 	fmt.Fprintln(w)
 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
