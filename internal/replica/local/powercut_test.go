@@ -126,6 +126,10 @@ type pcStats struct {
 	relaxedLost        int // acknowledged commands those cuts lost (allowed there)
 	maxJobs, maxCands  int
 	errors             atomic.Int32
+	// the queue controls
+	queueChanges      int // acknowledged SetQueue commands
+	canceledRunning   int // acknowledged cancels of running jobs
+	controlRecoveries int // recoveries whose state had queue settings or unique_for reservations
 }
 
 func powerCutCampaign(t *testing.T, concurrent bool, seed uint64, points int) {
@@ -205,6 +209,8 @@ func powerCutCampaign(t *testing.T, concurrent bool, seed uint64, points int) {
 		st.kills, st.cleanCloses, st.proposed, st.acked, st.failedProposals, st.noSpace, st.faultsFired, st.walFailed,
 		st.tornTails, st.fromSnapshot, st.fallbacks, st.requeued, st.unackedSurvived, st.relaxedPoints,
 		st.relaxedLost, st.maxJobs, st.maxCands)
+	t.Logf("queue controls: %d queue changes and %d cancels of running jobs acknowledged; %d recoveries restored queue settings or unique_for reservations",
+		st.queueChanges, st.canceledRunning, st.controlRecoveries)
 }
 
 // pcCandidate is a state the log may hold after a crash: the replay of m's
@@ -387,6 +393,15 @@ func (h *pcHarness) verify(r *Replica) (*fsm.Machine, bool) {
 		return nil, false
 	}
 	h.checkJobs(r)
+	r.Read(func(m *fsm.Machine) {
+		controls := m.Reservations() > 0
+		for _, q := range m.QueueInfos() {
+			controls = controls || q.Settings != (fsm.QueueSettings{})
+		}
+		if controls {
+			h.st.controlRecoveries++
+		}
+	})
 	return match, true
 }
 
@@ -466,6 +481,12 @@ func (h *pcHarness) noteDone(c *fsm.Command, res *fsm.Result, err error, startSe
 		return
 	}
 	h.st.acked++
+	if c.Kind == fsm.KindSetQueue && res.Err == nil {
+		h.st.queueChanges++
+	}
+	if res.CanceledRunning {
+		h.st.canceledRunning++
+	}
 	if c.Kind == fsm.KindEnqueue && res.Err == nil {
 		for i, e := range res.Enqueued {
 			if !e.Duplicate {
@@ -976,7 +997,10 @@ func (h *pcHarness) finalCheck() {
 
 // pcCommand makes a plausible command for the state m: mostly about
 // existing jobs and live leases, sometimes stale or unknown ones. Every
-// enqueued job gets a payload of its own.
+// enqueued job gets a payload of its own. The queue controls are in the
+// mix: pauses and limits of the queues (their settings and rate windows
+// are a section of every snapshot and delta), unique keys with a
+// unique_for window that outlives the purge, cancels of running jobs.
 func pcCommand(rng *rand.Rand, m *fsm.Machine, now int64, payload func() string) fsm.Command {
 	const sec = int64(time.Second)
 	queues := []string{"default", "q1"}
@@ -995,7 +1019,19 @@ func pcCommand(rng *rand.Rand, m *fsm.Machine, now int64, payload func() string)
 		}
 		return jobs[rng.IntN(len(jobs))].ID
 	}
-	switch k := rng.IntN(100); {
+	switch k := rng.IntN(104); {
+	case k >= 100:
+		ch := &fsm.QueueChange{Queue: queues[rng.IntN(len(queues))], Set: fsm.QueueFields(1 + rng.IntN(int(fsm.AllQueueFields)))}
+		if ch.Set&fsm.SetPaused != 0 {
+			ch.Settings.Paused = rng.IntN(3) == 0
+		}
+		if ch.Set&fsm.SetConcurrency != 0 {
+			ch.Settings.Concurrency = rng.IntN(3)
+		}
+		if ch.Set&fsm.SetRate != 0 && rng.IntN(2) == 0 {
+			ch.Settings.RateLimit, ch.Settings.RatePeriod = 1+rng.IntN(3), int64(1+rng.IntN(3))*sec
+		}
+		return fsm.Command{Kind: fsm.KindSetQueue, Now: now, Queue: ch}
 	case k < 38:
 		specs := make([]fsm.JobSpec, 1+rng.IntN(3))
 		for i := range specs {
@@ -1011,6 +1047,7 @@ func pcCommand(rng *rand.Rand, m *fsm.Machine, now int64, payload func() string)
 			}
 			if rng.IntN(8) == 0 {
 				s.UniqueKey = fmt.Sprintf("k%d", rng.IntN(4))
+				s.UniqueFor = int64(rng.IntN(3)) * 2 * sec // 0, 2s, 4s (purges keep 1s to 3s)
 			}
 			if rng.IntN(60) == 0 {
 				s.Type = "" // invalid: the whole batch is rejected
@@ -1060,7 +1097,11 @@ func pcCommand(rng *rand.Rand, m *fsm.Machine, now int64, payload func() string)
 		}
 		return c
 	case k < 85:
-		return fsm.Command{Kind: fsm.KindCancel, Now: now, ID: someID()}
+		c := fsm.Command{Kind: fsm.KindCancel, Now: now, ID: someID()}
+		if fl := inflight(); len(fl) > 0 && rng.IntN(2) == 0 {
+			c.ID = fl[rng.IntN(len(fl))].ID // a running job
+		}
+		return c
 	case k < 89:
 		return fsm.Command{Kind: fsm.KindRetry, Now: now, ID: someID()}
 	case k < 92:
