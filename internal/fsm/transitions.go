@@ -172,7 +172,17 @@ func (m *Machine) lease(c *Command) Result {
 	}
 	promoted, _ := m.promote(max(promoteBudget, c.Max))
 	cands := m.classesFor(c.Queues, c.Types)
+	// the result is allocated once, at most as large as the jobs there are
+	avail := 0
+	for _, cl := range cands {
+		if avail += cl.runnable.Len(); avail >= c.Max {
+			break
+		}
+	}
 	var leased []Job
+	if n := min(avail, c.Max); n > 0 {
+		leased = make([]Job, 0, n)
+	}
 	for len(leased) < c.Max {
 		// the best head across the matching classes whose queue admits a
 		// lease now (queuectl.go: paused, concurrency and rate limits)
