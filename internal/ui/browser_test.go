@@ -498,6 +498,23 @@ func TestBrowser(t *testing.T) {
 	b.wait("and the age of its oldest pending job", `/\d/.test((document.querySelector('#queues tr[data-queue="reports"] td[data-field="oldest-age"]') || {}).textContent || '')`)
 	b.screenshot("queues", false)
 
+	// Pause and resume a queue from the queues page: the state machine
+	// says paused, and the page shows it.
+	b.do("pause reports", chromedp.Click(chromedp.CSS(`#queues tr[data-queue="reports"] button[data-action="pause"]`)))
+	b.wait("the page shows reports paused", `(document.querySelector('#queues tr[data-queue="reports"] td[data-field="leases"]') || {}).textContent === 'paused Resume'`)
+	if q, err := srv.c.Queue(context.Background(), "reports"); err != nil || !q.Paused {
+		t.Errorf("after Pause in the page, the queue is %+v (%v), want paused", q, err)
+	}
+	if _, err := srv.c.SetQueue(context.Background(), "reports", api.QueueSettings{Paused: ptr(true), Concurrency: ptr(3)}); err != nil {
+		t.Fatal(err)
+	}
+	b.wait("the page shows the concurrency limit", `(document.querySelector('#queues tr[data-queue="reports"] td[data-field="limits"]') || {}).textContent === 'at most 3 in flight'`)
+	b.do("resume reports", chromedp.Click(chromedp.CSS(`#queues tr[data-queue="reports"] button[data-action="resume"]`)))
+	b.wait("the page shows reports running", `/^running Pause$|^at its concurrency limit Pause$/.test((document.querySelector('#queues tr[data-queue="reports"] td[data-field="leases"]') || {}).textContent)`)
+	if q, err := srv.c.Queue(context.Background(), "reports"); err != nil || q.Paused {
+		t.Errorf("after Resume in the page, the queue is %+v (%v), want running", q, err)
+	}
+
 	if n := b.dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened", n)
 	}
@@ -539,3 +556,5 @@ func runLoad(ctx context.Context, srv *runningServer, d time.Duration, ran chan<
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -875,13 +875,37 @@
   function queuesPage() {
     document.title = 'Queues · Beaver-Raft';
     const box = el('div', { class: 'table-wrap', id: 'queues' }, el('p', { class: 'muted' }, 'Loading…'));
-    main.append(el('h1', null, 'Queues'), el('section', { class: 'panel' }, box),
+    const message = el('p', { class: 'muted small', id: 'queue-message', role: 'status' });
+    main.append(el('h1', null, 'Queues'), el('section', { class: 'panel' }, box, message),
       el('p', { class: 'muted small' }, 'Depth counts the unfinished jobs: pending, scheduled and in flight. ' +
-        'The oldest pending job is the runnable job that has waited longest for a worker.'));
-    let status = null, stats = null;
+        'The oldest pending job is the runnable job that has waited longest for a worker. ' +
+        'A paused queue hands out no job (enqueues still work); limits are set with ',
+        el('code', null, 'beaver-raft queues set'), ' or the ', el('code', null, 'queues:'), ' section of the configuration.'));
+    let status = null, stats = null, controls = {};
+    const HELD = { paused: 'paused', concurrency: 'at its concurrency limit', rate: 'rate window used up' };
+    const limits = (c) => {
+      const parts = [];
+      if (c && c.concurrency) parts.push('at most ' + count(c.concurrency) + ' in flight');
+      if (c && c.rate && c.rate.limit) parts.push(count(c.rate.limit) + ' per ' + c.rate.period);
+      return parts.length ? parts.join(', ') : '—';
+    };
+    async function toggle(name, pause, btn) {
+      btn.disabled = true;
+      try {
+        const q = await call('POST', '/v1/queues/' + encodeURIComponent(name) + (pause ? '/pause' : '/resume'));
+        controls[name] = q;
+        message.textContent = (pause ? 'Paused' : 'Resumed') + ' queue “' + name + '” at ' + clockTime(new Date().toISOString()).slice(11) + '.';
+      } catch (e) {
+        message.textContent = (pause ? 'Pause' : 'Resume') + ' refused: ' + e.message;
+      }
+      render();
+    }
     const render = () => {
       if (!stats) return;
-      if (!stats.queues.length) {
+      const byName = {};
+      for (const q of stats.queues) byName[q.queue] = q;
+      const names = [...new Set([...Object.keys(byName), ...Object.keys(controls)])].sort();
+      if (!names.length) {
         box.replaceChildren(el('p', { class: 'muted' }, 'No queue holds jobs yet.'));
         return;
       }
@@ -893,24 +917,35 @@
           el('th', { class: 'num st-scheduled' }, 'Scheduled ', el('span', { class: 'unit' }, '(jobs)')),
           el('th', { class: 'num st-in_flight' }, 'In flight ', el('span', { class: 'unit' }, '(jobs)')),
           el('th', { class: 'num' }, 'Oldest pending job waiting ', el('span', { class: 'unit' }, '(time)')),
-          el('th', null, 'Runnable since'))),
-        el('tbody', null, stats.queues.map((q) => {
-          const c = sc[q.queue] || {};
-          return el('tr', { dataset: { queue: q.queue } },
-            el('td', null, el('a', { href: jobsHref({ queue: q.queue }) }, q.queue)),
+          el('th', null, 'Runnable since'), el('th', null, 'Limits'), el('th', null, 'Leases'))),
+        el('tbody', null, names.map((name) => {
+          const q = byName[name] || { queue: name, depth: 0, pending: 0 };
+          const c = sc[name] || {};
+          const ctl = controls[name] || {};
+          const held = ctl.blocked ? HELD[ctl.blocked] || ctl.blocked : 'running';
+          const btn = el('button', { class: ctl.paused ? null : 'secondary', dataset: { action: ctl.paused ? 'resume' : 'pause' } },
+            ctl.paused ? 'Resume' : 'Pause');
+          btn.addEventListener('click', () => toggle(name, !ctl.paused, btn));
+          return el('tr', { dataset: { queue: name } },
+            el('td', null, el('a', { href: jobsHref({ queue: name }) }, name)),
             el('td', { class: 'num', dataset: { field: 'depth' } }, count(q.depth)),
-            el('td', { class: 'num' }, el('a', { href: jobsHref({ queue: q.queue, state: 'pending', order: 'asc' }) }, count(q.pending))),
+            el('td', { class: 'num' }, el('a', { href: jobsHref({ queue: name, state: 'pending', order: 'asc' }) }, count(q.pending))),
             el('td', { class: 'num' }, count(c.scheduled || 0)),
             el('td', { class: 'num' }, count(c.in_flight || 0)),
             el('td', { class: 'num', dataset: { field: 'oldest-age' } }, q.oldest_pending_age ? duration(q.oldest_pending_age) : '—'),
-            el('td', null, q.oldest_pending_since ? el('span', { title: q.oldest_pending_since }, clockTime(q.oldest_pending_since)) : '—'));
+            el('td', null, q.oldest_pending_since ? el('span', { title: q.oldest_pending_since }, clockTime(q.oldest_pending_since)) : '—'),
+            el('td', { dataset: { field: 'limits' } }, limits(ctl)),
+            el('td', { dataset: { field: 'leases' } }, el('span', { class: ctl.paused ? 'st-failed' : null }, held), ' ', btn));
         }))));
     };
     const unsub = onStatus((st) => { status = st; render(); });
     const stop = every(2000, async () => {
       try {
-        stats = await call('GET', '/v1/stats');
+        const [st, ql] = await Promise.all([call('GET', '/v1/stats'), call('GET', '/v1/queues')]);
+        stats = st;
         skew = new Date(stats.time).getTime() - Date.now();
+        controls = {};
+        for (const q of ql.queues || []) controls[q.name] = q;
       } catch (e) {
         box.replaceChildren(el('p', { class: 'banner banner-warn' }, 'Cannot load the queues: ' + e.message));
         return;
