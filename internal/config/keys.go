@@ -76,6 +76,7 @@ var keys = []key{
 	{"cluster.leader_lease", "raft-leader-lease", "how long a leader leads without hearing from a quorum", func(c *Config) any { return &c.Cluster.LeaderLease }},
 	{"cluster.apply_timeout", "raft-apply-timeout", "longest wait for a write to commit (503 unknown_outcome beyond)", func(c *Config) any { return &c.Cluster.ApplyTimeout }},
 	{"cluster.trailing_logs", "raft-trailing-logs", "raft log entries kept after a snapshot", func(c *Config) any { return &c.Cluster.TrailingLogs }},
+	{"cluster.log_store", "raft-log-store", "raft log store of a new data directory: wal or bolt (a directory with a log keeps its store)", func(c *Config) any { return &c.Cluster.LogStore }},
 }
 
 // ConfigFlag is the flag naming the YAML file. BindFlags registers it unless
