@@ -13,6 +13,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/beaver-raft/beaver-raft/internal/replica/raftrep/raftlog"
+	"github.com/beaver-raft/beaver-raft/internal/vfs"
 )
 
 // Raft log stores (Options.LogStore, cluster.log_store).
@@ -97,8 +98,9 @@ type logStore interface {
 	Close() error
 }
 
-// openLogStore opens the store kind in the raft directory rdir.
-func openLogStore(kind, rdir string, log *slog.Logger) (logStore, error) {
+// openLogStore opens the store kind in the raft directory rdir; fsys (nil:
+// the OS's) is the WAL store's file system.
+func openLogStore(kind, rdir string, fsys vfs.FS, log *slog.Logger) (logStore, error) {
 	switch kind {
 	case LogStoreBolt:
 		s, err := raftboltdb.New(raftboltdb.Options{Path: boltPath(rdir)})
@@ -107,7 +109,7 @@ func openLogStore(kind, rdir string, log *slog.Logger) (logStore, error) {
 		}
 		return s, nil
 	case LogStoreWAL:
-		s, err := raftlog.Open(walLogDir(rdir), raftlog.Options{Logger: log})
+		s, err := raftlog.Open(walLogDir(rdir), raftlog.Options{FS: fsys, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("open raft log %s: %w", walLogDir(rdir), err)
 		}

@@ -7,11 +7,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/replica"
 	"github.com/beaver-raft/beaver-raft/internal/replica/local"
+	"github.com/beaver-raft/beaver-raft/internal/replica/raftrep/raftlog"
+	"github.com/beaver-raft/beaver-raft/internal/vfs"
 )
 
 // openAlone opens a one-node cluster on dir with the given log store
@@ -157,7 +162,7 @@ func TestSeedWritesTheChosenStore(t *testing.T) {
 			if got, err := logStoreOnDisk(rdir); err != nil || got != kind {
 				t.Fatalf("seeded store %q (%v), want %s", got, err, kind)
 			}
-			s, err := openLogStore(kind, rdir, slog.New(slog.DiscardHandler))
+			s, err := openLogStore(kind, rdir, nil, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,5 +176,90 @@ func TestSeedWritesTheChosenStore(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// syncFailFS fails every fdatasync of a WAL segment once armed.
+type syncFailFS struct {
+	vfs.FS
+	fail atomic.Bool
+}
+
+func (f *syncFailFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasSuffix(name, ".wal") {
+		return file, err
+	}
+	return &syncFailFile{File: file, fs: f}, nil
+}
+
+type syncFailFile struct {
+	vfs.File
+	fs *syncFailFS
+}
+
+func (f *syncFailFile) Sync() error {
+	if f.fs.fail.Load() {
+		return errors.New("injected fdatasync failure")
+	}
+	return f.File.Sync()
+}
+
+// A failed fdatasync of the raft log fails the write (never acknowledged),
+// and the node reports the failure (readyz and status answer it) until it
+// is restarted; the restarted node holds every acknowledged write.
+func TestFailedLogSyncIsReported(t *testing.T) {
+	dir := t.TempDir()
+	fsys := &syncFailFS{FS: vfs.OS}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(Options{Dir: dir, NodeID: "n1", Listener: ln, Bootstrap: true, LogFS: fsys,
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLease: 500 * time.Millisecond,
+		ApplyTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := enqueue(ctx, r, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Status(); st.Failed != nil {
+		t.Fatalf("failed before the fault: %v", st.Failed)
+	}
+	fsys.fail.Store(true)
+	if _, err := r.Propose(ctx, &fsm.Command{Kind: fsm.KindEnqueue, Now: time.Now().UnixNano(),
+		Jobs: []fsm.JobSpec{{Queue: "default", Type: "t", Payload: "null", UniqueKey: "b"}}}); err == nil {
+		t.Fatal("an enqueue whose raft log fdatasync failed was acknowledged")
+	}
+	st := r.Status()
+	if !errors.Is(st.Failed, replica.ErrFailed) || !errors.Is(st.Failed, raftlog.ErrFailed) {
+		t.Fatalf("status after the failure: %v", st.Failed)
+	}
+	r.Close()
+
+	fsys.fail.Store(false)
+	r, err = openAlone(t, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if st := r.Status(); st.Failed != nil {
+		t.Fatalf("failed after a restart: %v", st.Failed)
+	}
+	var keys []string
+	if err := r.ReadBarrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Read(func(m *fsm.Machine) {
+		for id := uint64(1); id <= 2; id++ {
+			if j, ok := m.Get(id); ok {
+				keys = append(keys, j.UniqueKey)
+			}
+		}
+	})
+	if len(keys) == 0 || keys[0] != "a" {
+		t.Fatalf("restarted node holds %v, want the acknowledged job a", keys)
 	}
 }

@@ -62,6 +62,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/internal/replica/host"
 	"github.com/beaver-raft/beaver-raft/internal/replica/local"
 	"github.com/beaver-raft/beaver-raft/internal/replica/raftrep/raftlog"
+	"github.com/beaver-raft/beaver-raft/internal/vfs"
 )
 
 // Peer is one initial voter.
@@ -110,6 +111,9 @@ type Options struct {
 	// Dial replaces the dialer of the node-to-node port (tests inject
 	// partitions with it).
 	Dial DialFunc
+	// LogFS is the file system of the WAL log store (tests inject faults
+	// with it); default the OS's.
+	LogFS vfs.FS
 }
 
 func (o *Options) defaults() {
@@ -254,7 +258,7 @@ func (r *Replica) open() error {
 	if r.kind, err = chooseLogStore(dir, o.LogStore, r.log); err != nil {
 		return err
 	}
-	if r.store, err = openLogStore(r.kind, dir, r.log); err != nil {
+	if r.store, err = openLogStore(r.kind, dir, o.LogFS, r.log); err != nil {
 		return err
 	}
 	r.log.Info("raft log store", "log_store", r.kind, "dir", dir)
@@ -737,6 +741,13 @@ func (r *Replica) Status() replica.Status {
 	st.WAL.LastLSN = cs.LastIndex
 	if first, err := r.store.FirstIndex(); err == nil {
 		st.WAL.FirstLSN = first
+	}
+	if f, ok := r.store.(interface{ Err() error }); ok {
+		if err := f.Err(); err != nil {
+			// The WAL store refuses every write after a failed one: this
+			// node's raft cannot store entries or votes until a restart.
+			st.Failed = fmt.Errorf("%w: %w", replica.ErrFailed, err)
+		}
 	}
 	return st
 }
