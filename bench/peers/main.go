@@ -65,7 +65,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Jobs, "jobs", 50_000, "jobs per round")
 	fs.BoolVar(&c.Quick, "quick", false, "5,000 jobs per round")
 	fs.BoolVar(&c.JSON, "json", false, "print the results as JSON")
-	fs.StringVar(&c.Systems, "systems", "beaver-raft,beanstalkd,jetstream", "systems to run, comma-separated: beaver-raft, beaver-raft-3 (3 nodes in this process, clients on the leader), beaver-raft-3-follower, beanstalkd, jetstream, jetstream-3 (3 servers, stream R3)")
+	fs.StringVar(&c.Systems, "systems", "beaver-raft,beanstalkd,jetstream", "systems to run, comma-separated: beaver-raft, beaver-raft-3 (3 nodes in this process, clients on the leader), beaver-raft-3-follower, either with -wal or -bolt (the raft log store; default the server's default), beanstalkd, jetstream, jetstream-3 (3 servers, stream R3)")
 	fs.StringVar(&c.Scenarios, "scenarios", "enqueue,enqueue-batch,e2e,remote", "scenarios to run, comma-separated")
 	fs.BoolVar(&c.DurableOnly, "durable-only", false, "leave out the peers' non-durable default settings")
 	fs.IntVar(&c.Clients, "clients", 64, "enqueue: concurrent single-job producers")
@@ -98,7 +98,8 @@ func parse(args []string, stderr io.Writer) (config, error) {
 func (c config) systems() ([]system, error) {
 	var out []system
 	for _, name := range strings.Split(c.Systems, ",") {
-		switch strings.TrimSpace(name) {
+		name = strings.TrimSpace(name)
+		switch name {
 		case "beaver-raft":
 			out = append(out, beaverRaft())
 		case "beanstalkd":
@@ -111,9 +112,13 @@ func (c config) systems() ([]system, error) {
 				out = append(out, beanstalkd(bin, 50))
 			}
 		case "beaver-raft-3":
-			out = append(out, beaverRaftCluster(3, bench.TargetLeader))
+			out = append(out, beaverRaftCluster(3, bench.TargetLeader, ""))
 		case "beaver-raft-3-follower":
-			out = append(out, beaverRaftCluster(3, bench.TargetFollower))
+			out = append(out, beaverRaftCluster(3, bench.TargetFollower, ""))
+		case "beaver-raft-3-wal", "beaver-raft-3-bolt":
+			out = append(out, beaverRaftCluster(3, bench.TargetLeader, strings.TrimPrefix(name, "beaver-raft-3-")))
+		case "beaver-raft-3-follower-wal", "beaver-raft-3-follower-bolt":
+			out = append(out, beaverRaftCluster(3, bench.TargetFollower, strings.TrimPrefix(name, "beaver-raft-3-follower-")))
 		case "jetstream-3":
 			out = append(out, jetStreamCluster(3, true))
 			if !c.DurableOnly {
@@ -125,7 +130,7 @@ func (c config) systems() ([]system, error) {
 				out = append(out, jetStream(false))
 			}
 		default:
-			return nil, fmt.Errorf("unknown system %q (beaver-raft, beaver-raft-3, beaver-raft-3-follower, beanstalkd, jetstream, jetstream-3)", name)
+			return nil, fmt.Errorf("unknown system %q (beaver-raft, beaver-raft-3[-wal|-bolt], beaver-raft-3-follower[-wal|-bolt], beanstalkd, jetstream, jetstream-3)", name)
 		}
 	}
 	return out, nil

@@ -19,7 +19,8 @@ func tinyParams(t *testing.T) params {
 }
 
 func TestSystems(t *testing.T) {
-	systems := []system{beaverRaft(), beaverRaftCluster(3, bench.TargetLeader), beaverRaftCluster(3, bench.TargetFollower),
+	systems := []system{beaverRaft(), beaverRaftCluster(3, bench.TargetLeader, ""), beaverRaftCluster(3, bench.TargetFollower, ""),
+		beaverRaftCluster(3, bench.TargetLeader, "bolt"),
 		jetStream(true), jetStream(false), jetStreamCluster(3, true)}
 	if bin, err := exec.LookPath("beanstalkd"); err == nil {
 		systems = append(systems, beanstalkd(bin, 0), beanstalkd(bin, 50))

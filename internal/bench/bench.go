@@ -32,6 +32,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -149,6 +150,9 @@ type Options struct {
 	// the clients talk to (default the leader).
 	Cluster       int
 	ClusterTarget ClusterTarget
+	// RaftLogStore is the cluster nodes' raft log store (cluster.log_store:
+	// wal or bolt; default the configuration's default).
+	RaftLogStore string
 	// Logger receives the in-process server's log (default: discarded).
 	Logger *slog.Logger
 
@@ -237,6 +241,14 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Cluster < 0 {
 		errs = append(errs, fmt.Errorf("bench: cluster must not be negative"))
 	}
+	switch o.RaftLogStore {
+	case "", config.LogStoreWAL, config.LogStoreBolt:
+	default:
+		errs = append(errs, fmt.Errorf("bench: raft log store %q is not %s or %s", o.RaftLogStore, config.LogStoreWAL, config.LogStoreBolt))
+	}
+	if o.RaftLogStore != "" && o.Cluster == 0 {
+		errs = append(errs, errors.New("bench: --raft-log-store applies to --cluster"))
+	}
 	if o.Cluster > 0 && (o.Server != "" || o.Scenario == Recovery) {
 		errs = append(errs, errors.New("bench: --cluster starts its own in-process cluster: leave out --server, and recovery"))
 	}
@@ -277,8 +289,10 @@ type Result struct {
 	// Sync and Workers are the settings of a server this run started.
 	Sync    string `json:"sync,omitempty"`
 	Workers int    `json:"workers,omitempty"`
-	// Cluster is the node count of an in-process cluster this run started.
-	Cluster int `json:"cluster,omitempty"`
+	// Cluster is the node count of an in-process cluster this run started,
+	// and RaftLogStore its nodes' raft log store.
+	Cluster      int    `json:"cluster,omitempty"`
+	RaftLogStore string `json:"raft_log_store,omitempty"`
 	// DataDir is the kept data directory (with Keep).
 	DataDir     string     `json:"data_dir,omitempty"`
 	Queue       string     `json:"queue"`
@@ -380,6 +394,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case o.Cluster > 0:
 		t, err = startCluster(ctx, o)
 		r.res.Sync, r.res.Workers, r.res.Cluster = "raft (fsync every append)", o.Workers, o.Cluster
+		r.res.RaftLogStore = cmp.Or(o.RaftLogStore, config.ClusterLogStoreDefault)
 	default:
 		t, err = startInProcess(ctx, o)
 		r.res.Sync, r.res.Workers = o.Sync, o.Workers

@@ -92,6 +92,9 @@ func startCluster(ctx context.Context, o Options) (t *target, err error) {
 		cfg.Cluster.RaftListen = peers[i][len(id)+1:]
 		cfg.Cluster.Bootstrap = true
 		cfg.Cluster.Peers = peers
+		if o.RaftLogStore != "" {
+			cfg.Cluster.LogStore = o.RaftLogStore
+		}
 		s, err := server.New(server.Options{Config: cfg, Logger: o.Logger.With("node", id), Version: "bench"})
 		if err != nil {
 			os.RemoveAll(dir)

@@ -55,7 +55,8 @@ jobs it leaves pending stay on a running server.
   beaver-raft bench recovery -n 1000000 --server-arg=--snapshot-every-records=500
   beaver-raft bench enqueue --server http://127.0.0.1:7070 --json
   beaver-raft bench enqueue --cluster 3                      # 3 raft nodes in this process
-  beaver-raft bench enqueue --cluster 3 --cluster-target follower`,
+  beaver-raft bench enqueue --cluster 3 --cluster-target follower
+  beaver-raft bench enqueue --cluster 3 --raft-log-store bolt   # raft-boltdb instead of the WAL`,
 		Args:      cobra.MaximumNArgs(1),
 		ValidArgs: []string{"enqueue", "enqueue-batch", "e2e", "remote", "recovery"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -103,6 +104,7 @@ jobs it leaves pending stay on a running server.
 	f.IntVar(&o.Workers, "workers", bench.WorkersDefault, "workers of the server bench starts (e2e runs noop jobs on them)")
 	f.IntVar(&o.Cluster, "cluster", 0, "start this many nodes in cluster mode in this process (loopback, temporary directories) instead of one single-node server")
 	f.StringVar(&target, "cluster-target", "", "with --cluster: the node the clients talk to, leader or follower (writes forwarded to the leader); default leader")
+	f.StringVar(&o.RaftLogStore, "raft-log-store", "", "with --cluster: the nodes' raft log store, wal or bolt (default: cluster.log_store's default)")
 	f.StringVar(&o.DataDir, "data-dir", "", "where to make the temporary data directory (default: the system's temporary directory)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the data directory")
 	f.IntVarP(&o.Jobs, "jobs", "n", bench.JobsDefault, "number of jobs")

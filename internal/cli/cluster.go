@@ -95,7 +95,7 @@ func newClusterRemoveCmd(e *env) *cobra.Command {
 }
 
 func newClusterInitCmd(e *env) *cobra.Command {
-	var dir, id, raftAddr string
+	var dir, id, raftAddr, logStore string
 	var peers []string
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -116,7 +116,7 @@ without --bootstrap: they receive the state from it.`,
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
-			if err := raftrep.Seed(raftrep.SeedOptions{Dir: dir, NodeID: id, Peers: ps, Addr: raftAddr}); err != nil {
+			if err := raftrep.Seed(raftrep.SeedOptions{Dir: dir, NodeID: id, Peers: ps, Addr: raftAddr, LogStore: logStore}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "seeded %s as cluster node %s; start it with: beaver-raft run --cluster --data-dir %s --node-id %s ...\n", dir, id, dir, id)
@@ -128,6 +128,7 @@ without --bootstrap: they receive the state from it.`,
 	cmd.Flags().StringVar(&id, "node-id", "", "this node's id in the cluster")
 	cmd.Flags().StringArrayVar(&peers, "peer", nil, "voter of the new cluster as id=host:port (repeatable, this node included)")
 	cmd.Flags().StringVar(&raftAddr, "raft-addr", "", "this node's raft address, for a cluster of this node alone (no --peer)")
+	cmd.Flags().StringVar(&logStore, "raft-log-store", raftrep.DefaultLogStore, "raft log store to create: wal or bolt (as cluster.log_store)")
 	return cmd
 }
 

@@ -67,6 +67,17 @@ const (
 	ClusterLeaderLeaseDefault      = 250 * time.Millisecond
 	ClusterApplyTimeoutDefault     = 10 * time.Second
 	ClusterTrailingLogsDefault     = 10_240
+	ClusterLogStoreDefault         = LogStoreWAL
+)
+
+// Raft log stores (cluster.log_store).
+const (
+	// LogStoreWAL keeps raft's log in Beaver-Raft's own WAL segments
+	// (raft/log/): one fdatasync per batch, shared by concurrent writes.
+	LogStoreWAL = "wal"
+	// LogStoreBolt keeps raft's log in raft-boltdb (raft/raft.db): two
+	// fdatasyncs per batch.
+	LogStoreBolt = "bolt"
 )
 
 // SyncMode says when the WAL is fsynced.
@@ -165,6 +176,11 @@ type ClusterConfig struct {
 	// TrailingLogs is the number of raft log entries kept after a snapshot,
 	// so a follower that lags by less catches up without a snapshot.
 	TrailingLogs int `yaml:"trailing_logs"`
+	// LogStore is where a new data directory keeps raft's log and stable
+	// store: wal (Beaver-Raft's WAL segments, the default) or bolt
+	// (raft-boltdb). A data directory that holds a log keeps its store
+	// whatever this says (docs/cluster.md).
+	LogStore string `yaml:"log_store"`
 }
 
 // ClusterTLSConfig names the PEM files of mutual TLS between nodes: this
@@ -371,6 +387,7 @@ func Default() Config {
 			LeaderLease:      Duration(ClusterLeaderLeaseDefault),
 			ApplyTimeout:     Duration(ClusterApplyTimeoutDefault),
 			TrailingLogs:     ClusterTrailingLogsDefault,
+			LogStore:         ClusterLogStoreDefault,
 		},
 	}
 }

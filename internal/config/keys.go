@@ -78,6 +78,7 @@ var keys = []key{
 	{"cluster.leader_lease", "raft-leader-lease", "how long a leader leads without hearing from a quorum", func(c *Config) any { return &c.Cluster.LeaderLease }},
 	{"cluster.apply_timeout", "raft-apply-timeout", "longest wait for a write to commit (503 unknown_outcome beyond)", func(c *Config) any { return &c.Cluster.ApplyTimeout }},
 	{"cluster.trailing_logs", "raft-trailing-logs", "raft log entries kept after a snapshot", func(c *Config) any { return &c.Cluster.TrailingLogs }},
+	{"cluster.log_store", "raft-log-store", "raft log store of a new data directory: wal or bolt (a directory with a log keeps its store)", func(c *Config) any { return &c.Cluster.LogStore }},
 	{"queues", "queue", "settings of a queue, NAME:KEY=VALUE,... with paused, concurrency and rate (LIMIT/PERIOD), e.g. emails:concurrency=5,rate=100/1s (repeatable; replaces the file's queues)", func(c *Config) any { return &c.Queues }},
 }
 

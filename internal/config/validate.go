@@ -239,6 +239,7 @@ func (c *Config) validateCluster(v *validator) {
 	}
 	v.positive("cluster.apply_timeout", cl.ApplyTimeout)
 	v.atLeast("cluster.trailing_logs", cl.TrailingLogs, 1)
+	v.oneOf("cluster.log_store", cl.LogStore, LogStoreWAL, LogStoreBolt)
 }
 
 var nodeID = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)

@@ -163,6 +163,8 @@ func TestValidateCluster(t *testing.T) {
 		{"cluster.tls", func(c *Config) { c.Cluster.TLS.Cert = "/x.pem" }, "needs all of"},
 		{"cluster.leader_lease", func(c *Config) { c.Cluster.LeaderLease = Duration(time.Minute) }, "<= cluster.heartbeat_timeout"},
 		{"cluster.apply_timeout", func(c *Config) { c.Cluster.ApplyTimeout = 0 }, "> 0"},
+		{"cluster.log_store", func(c *Config) { c.Cluster.LogStore = "raft-wal" }, "must be one of wal, bolt"},
+		{"cluster.log_store", func(c *Config) { c.Cluster.LogStore = "" }, "must be one of wal, bolt"},
 	} {
 		c := good()
 		tc.mutate(&c)

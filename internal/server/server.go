@@ -467,7 +467,7 @@ func (s *Server) openCluster() (replica.Replica, error) {
 	}
 	return raftrep.Open(raftrep.Options{
 		Dir: c.DataDir, NodeID: cl.NodeID, RaftListen: cl.RaftListen, Advertise: cl.RaftAdvertise,
-		Bootstrap: cl.Bootstrap, Peers: peers, TLS: tlsCfg, Token: token, Tokens: c.Auth.Tokens,
+		Bootstrap: cl.Bootstrap, Peers: peers, LogStore: cl.LogStore, TLS: tlsCfg, Token: token, Tokens: c.Auth.Tokens,
 		HeartbeatTimeout: cl.HeartbeatTimeout.Duration(), ElectionTimeout: cl.ElectionTimeout.Duration(),
 		LeaderLease: cl.LeaderLease.Duration(), ApplyTimeout: cl.ApplyTimeout.Duration(),
 		SnapshotThreshold: uint64(c.Snapshot.EveryRecords), SnapshotInterval: c.Snapshot.Interval.Duration(),

@@ -16,6 +16,14 @@
 //	err = l.TruncateBefore(snapshotLSN + 1)        // after a snapshot covers the old records
 //	err = l.Close()
 //
+// Random reads, for a caller that indexes its records (the raft log store,
+// internal/replica/raftrep/raftlog): AppendAsyncPos and ReplayPos report
+// each record's Pos (LSN and byte offset in its segment), and ReadAt reads a
+// record back with a positioned read, checking its CRC and LSN again.
+//
+//	l.AppendAsyncPos(typ, data, wal.ClassNormal, func(pos wal.Pos, err error) { ... })
+//	typ, data, err := l.ReadAt(pos, buf)
+//
 // Offline: Verify checks a directory with Open's rules and changes nothing;
 // Repair cuts the log at its first bad record, keeping .broken copies.
 //
@@ -143,6 +151,11 @@
 //
 // If Open cannot create the reserve file for lack of space, the log opens
 // in the disk-full state.
+//
+// With Options.NoSpaceFails there is no disk-full state: ENOSPC fails the
+// log like any other I/O error, so no append can succeed after an earlier
+// one failed and the log on disk is always a prefix of the appends (what
+// the raft log store needs).
 //
 // # Recovery
 //

@@ -21,6 +21,9 @@ var (
 	ErrFailed = errors.New("wal: log failed")
 	// ErrTooLarge: the record's payload exceeds MaxRecordSize.
 	ErrTooLarge = errors.New("wal: record too large")
+	// ErrNotFound: ReadAt was given a position the log does not hold (its
+	// segment was deleted by TruncateBefore, or it is past the last record).
+	ErrNotFound = errors.New("wal: no such record")
 	// ErrDiskFull: the disk is full. A write that failed with ENOSPC was cut
 	// back (nothing of it is acknowledged or left behind), and until free
 	// space returns the log accepts only appends of ClassReserve; ClassNormal

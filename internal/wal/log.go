@@ -107,6 +107,13 @@ type Options struct {
 	// FreeSpaceInterval is how often a disk-full log checks for free space
 	// (see the package documentation). Default DefaultFreeSpaceInterval.
 	FreeSpaceInterval time.Duration
+	// NoSpaceFails makes ENOSPC a failure like any other I/O error (the
+	// log fails, ErrFailed) instead of entering the disk-full state. A
+	// caller that needs every record after a failed one to fail too, so
+	// that the log on disk is always a prefix of the appends, sets it
+	// (with ReserveBytes 0): in the disk-full state a later append can
+	// succeed after an earlier one failed.
+	NoSpaceFails bool
 }
 
 // Observer receives metrics. It is called from the writer goroutine, so
@@ -203,10 +210,11 @@ type segment struct {
 
 // entry is one AppendAsync call in a batch.
 type entry struct {
-	done  func(uint64, error)
-	lsn   uint64
-	err   error
-	class Class
+	done    func(uint64, error)
+	donePos func(Pos, error) // AppendAsyncPos; set instead of done
+	lsn     uint64
+	err     error
+	class   Class
 }
 
 // batch is a group of records written with one write and one fdatasync.
@@ -215,6 +223,7 @@ type batch struct {
 	entries []entry
 	first   uint64 // LSN of the first record
 	records int    // entries with a record in buf (the others were rejected)
+	start   int64  // offset in the active segment at which buf was written
 }
 
 // Log is a segmented write-ahead log. Its methods are safe for concurrent
@@ -260,9 +269,14 @@ type Log struct {
 	segs    []segment
 	lastLSN uint64 // last LSN written and done per the sync mode
 
-	// truncMu is held shared by Replay and exclusively by TruncateBefore,
-	// so no segment is deleted while it is read.
+	// truncMu is held shared by Replay and ReadAt and exclusively by
+	// TruncateBefore and Close, so no segment is deleted (nor its read
+	// handle closed) while it is read.
 	truncMu sync.RWMutex
+	// readers are the read-only handles of segments opened by ReadAt, by
+	// first LSN; rmu guards the map (truncMu, shared, is held too).
+	rmu     sync.Mutex
+	readers map[uint64]vfs.File
 
 	w writer // owned by the writer goroutine
 
@@ -496,6 +510,7 @@ func (l *Log) TruncateBefore(lsn uint64) error {
 		l.segMu.Lock()
 		l.segs = slices.Delete(l.segs, 0, 1)
 		l.segMu.Unlock()
+		l.closeReader(s.base)
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return fmt.Errorf("wal: truncate before %d: sync dir after removing %s: %w", lsn, s.path, err)
 		}
@@ -562,6 +577,7 @@ func (l *Log) Close() error {
 			l.wakeWriter()
 		}
 		l.wg.Wait()
+		l.closeReaders()
 		l.logger.Info("wal closed", "dir", l.dir, "last_lsn", l.LastLSN())
 	})
 	return l.closeErr

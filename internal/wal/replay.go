@@ -22,6 +22,15 @@ import (
 // *CorruptionError. Replay may run while appends go on; fn must not call
 // TruncateBefore or Close.
 func (l *Log) Replay(from uint64, fn func(lsn uint64, typ uint8, data []byte) error) error {
+	return l.replay(from, func(pos Pos, typ uint8, data []byte) error { return fn(pos.LSN, typ, data) })
+}
+
+// ReplayPos is Replay that also gives each record's position, for ReadAt.
+func (l *Log) ReplayPos(from uint64, fn func(pos Pos, typ uint8, data []byte) error) error {
+	return l.replay(from, fn)
+}
+
+func (l *Log) replay(from uint64, fn func(Pos, uint8, []byte) error) error {
 	l.truncMu.RLock()
 	defer l.truncMu.RUnlock()
 	l.mu.Lock()
@@ -60,7 +69,7 @@ type segmentReader struct {
 
 // replay reads s from the start (bounded by s.size), checking every record,
 // and calls fn for those with from <= LSN <= end.
-func (r *segmentReader) replay(s segment, from, end uint64, fn func(uint64, uint8, []byte) error) error {
+func (r *segmentReader) replay(s segment, from, end uint64, fn func(Pos, uint8, []byte) error) error {
 	f, err := r.fsys.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("wal: replay: %w", err)
@@ -115,7 +124,7 @@ func (r *segmentReader) replay(s segment, from, end uint64, fn func(uint64, uint
 			return corrupt(off, lsn, fmt.Sprintf("record has LSN %d, want %d", rec.lsn, lsn))
 		}
 		if lsn >= from {
-			if err := fn(lsn, rec.typ, rec.data); err != nil {
+			if err := fn(Pos{LSN: lsn, Offset: off}, rec.typ, rec.data); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -62,6 +63,12 @@ func (l *Log) AppendAsync(typ uint8, data []byte, done func(lsn uint64, err erro
 // AppendAsyncClass blocks while more than Options.MaxQueued bytes wait for
 // the writer.
 func (l *Log) AppendAsyncClass(typ uint8, data []byte, class Class, done func(lsn uint64, err error)) {
+	l.appendAsync(typ, data, class, done, nil)
+}
+
+// appendAsync queues a record whose completion calls done or donePos (one
+// of them, or neither, is set).
+func (l *Log) appendAsync(typ uint8, data []byte, class Class, done func(uint64, error), donePos func(Pos, error)) {
 	var reject error
 	size := 0
 	if len(data) > MaxRecordSize {
@@ -87,18 +94,21 @@ func (l *Log) AppendAsyncClass(typ uint8, data []byte, class Class, done func(ls
 		if done != nil {
 			done(0, ErrClosed)
 		}
+		if donePos != nil {
+			donePos(Pos{}, ErrClosed)
+		}
 		return
 	}
 	if reject == nil {
 		reject = l.failErr
 	}
-	if reject != nil && done == nil {
+	if reject != nil && done == nil && donePos == nil {
 		l.mu.Unlock()
 		return
 	}
 	b := l.tailBatch(size)
 	if reject != nil {
-		b.entries = append(b.entries, entry{done: done, err: reject})
+		b.entries = append(b.entries, entry{done: done, donePos: donePos, err: reject})
 	} else {
 		lsn := l.nextLSN
 		l.nextLSN++
@@ -106,7 +116,7 @@ func (l *Log) AppendAsyncClass(typ uint8, data []byte, class Class, done func(ls
 			b.first = lsn
 		}
 		b.buf = appendFrame(b.buf, lsn, typ, data)
-		b.entries = append(b.entries, entry{done: done, lsn: lsn, class: class})
+		b.entries = append(b.entries, entry{done: done, donePos: donePos, lsn: lsn, class: class})
 		b.records++
 		l.queued += int64(size)
 	}
@@ -310,8 +320,9 @@ func (l *Log) writeBatch(b *batch) {
 		return
 	}
 	sealRecords(b.buf)
+	b.start = l.w.size
 	if _, err := l.w.f.Write(b.buf); err != nil {
-		if errors.Is(err, syscall.ENOSPC) {
+		if errors.Is(err, syscall.ENOSPC) && !l.opts.NoSpaceFails {
 			l.writeNoSpace(b, err)
 			return
 		}
@@ -419,7 +430,7 @@ func (l *Log) rotate() {
 	}
 	f, path, err := createSegment(l.fs, l.dir, l.w.next)
 	if err != nil {
-		if !errors.Is(err, syscall.ENOSPC) {
+		if !errors.Is(err, syscall.ENOSPC) || l.opts.NoSpaceFails {
 			l.fail("rotate", err)
 			return
 		}
@@ -538,9 +549,19 @@ func (l *Log) runCompleter() {
 		work, l.doneQ = l.doneQ, work[:0]
 		l.cmu.Unlock()
 		for _, b := range work {
+			off := 0 // of the next record's frame in b.buf
 			for i := range b.entries {
-				if e := &b.entries[i]; e.done != nil {
+				e := &b.entries[i]
+				var pos Pos
+				if e.err == nil {
+					pos = Pos{LSN: e.lsn, Offset: b.start + int64(off)}
+					off += recordSize(int(binary.LittleEndian.Uint32(b.buf[off:])))
+				}
+				switch {
+				case e.done != nil:
 					e.done(e.lsn, e.err)
+				case e.donePos != nil:
+					e.donePos(pos, e.err)
 				}
 			}
 			l.recycle(b)
@@ -554,7 +575,7 @@ func (l *Log) recycle(b *batch) {
 	clear(b.entries)
 	b.entries = b.entries[:0]
 	b.buf = b.buf[:0]
-	b.first, b.records = 0, 0
+	b.first, b.records, b.start = 0, 0, 0
 	if cap(b.buf) > 2*maxBatchBytes { // grown by a huge record
 		b.buf = nil
 	}

@@ -77,8 +77,21 @@ func HasState(dir string) bool {
 	return false
 }
 
-// isClusterDir reports whether dir holds a cluster node's raft state.
+// isClusterDir reports whether dir holds a cluster node's raft state: a
+// raft log in either store (raft/raft.db, or WAL segments in raft/log/;
+// see internal/replica/raftrep).
 func isClusterDir(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "raft", "raft.db"))
-	return err == nil
+	if _, err := os.Stat(filepath.Join(dir, "raft", "raft.db")); err == nil {
+		return true
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "raft", "log"))
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".wal") {
+			return true
+		}
+	}
+	return false
 }

@@ -6,8 +6,12 @@
 // # Data directory
 //
 //	<dir>/LOCK             flock held while open
-//	<dir>/raft/raft.db     raft's log and stable store (raft-boltdb)
+//	<dir>/raft/log/        raft's log and stable store on our WAL (package raftlog; the default)
+//	<dir>/raft/raft.db     or: raft's log and stable store in raft-boltdb
 //	<dir>/raft/snapshots/  raft's snapshots: the fsm's snapshot body
+//
+// Options.LogStore picks the store of a new data directory; a directory
+// that holds one already keeps it (see chooseLogStore).
 //
 // # Writes
 //
@@ -52,12 +56,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 	"github.com/beaver-raft/beaver-raft/internal/replica/host"
 	"github.com/beaver-raft/beaver-raft/internal/replica/local"
+	"github.com/beaver-raft/beaver-raft/internal/replica/raftrep/raftlog"
+	"github.com/beaver-raft/beaver-raft/internal/vfs"
 )
 
 // Peer is one initial voter.
@@ -77,7 +82,11 @@ type Options struct {
 	Advertise string
 	Bootstrap bool
 	Peers     []Peer
-	TLS       *tls.Config // mutual TLS on the node-to-node port; nil: plaintext
+	// LogStore is the raft log store of a new data directory: LogStoreWAL
+	// or LogStoreBolt (default DefaultLogStore). A directory that holds a
+	// store keeps it, whatever this says.
+	LogStore string
+	TLS      *tls.Config // mutual TLS on the node-to-node port; nil: plaintext
 	// Token is sent as a bearer token on calls to other nodes, and Tokens
 	// are the ones accepted from them (the API's tokens; none: open).
 	Token  string
@@ -102,6 +111,9 @@ type Options struct {
 	// Dial replaces the dialer of the node-to-node port (tests inject
 	// partitions with it).
 	Dial DialFunc
+	// LogFS is the file system of the WAL log store (tests inject faults
+	// with it); default the OS's.
+	LogFS vfs.FS
 }
 
 func (o *Options) defaults() {
@@ -159,7 +171,8 @@ type Replica struct {
 	h       *host.Host
 	raft    *raft.Raft
 	mux     *mux
-	store   *raftboltdb.BoltStore
+	store   logStore
+	kind    string // the store's kind: LogStoreWAL or LogStoreBolt
 	snaps   *raft.FileSnapshotStore
 	trans   *raft.NetworkTransport
 	release func() error
@@ -189,10 +202,11 @@ var (
 // Paths of the data directory.
 func raftDir(dir string) string { return filepath.Join(dir, "raft") }
 
-// IsClusterDir reports whether dir holds a cluster node's state.
+// IsClusterDir reports whether dir holds a cluster node's state (a raft
+// log of either store).
 func IsClusterDir(dir string) bool {
-	_, err := os.Stat(filepath.Join(raftDir(dir), "raft.db"))
-	return err == nil
+	kind, err := logStoreOnDisk(raftDir(dir))
+	return kind != "" || errors.Is(err, ErrTwoLogStores)
 }
 
 // ErrMode: the data directory belongs to the other mode.
@@ -214,7 +228,7 @@ func Open(o Options) (*Replica, error) {
 		if !o.Bootstrap {
 			return nil, fmt.Errorf("%w: %s holds a single-node queue (wal/, snapshots/); seed a cluster from it with `beaver-raft cluster init --data-dir %s` or start this node with --bootstrap", ErrMode, o.Dir, o.Dir)
 		}
-		if err := Seed(SeedOptions{Dir: o.Dir, NodeID: o.NodeID, Peers: o.Peers, Logger: o.Logger}); err != nil {
+		if err := Seed(SeedOptions{Dir: o.Dir, NodeID: o.NodeID, Peers: o.Peers, LogStore: o.LogStore, Logger: o.Logger}); err != nil {
 			return nil, err
 		}
 	}
@@ -241,10 +255,13 @@ func (r *Replica) open() error {
 	}
 	hl := newHCLog(r.log)
 	var err error
-	r.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-	if err != nil {
-		return fmt.Errorf("open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
+	if r.kind, err = chooseLogStore(dir, o.LogStore, r.log); err != nil {
+		return err
 	}
+	if r.store, err = openLogStore(r.kind, dir, o.LogFS, r.log); err != nil {
+		return err
+	}
+	r.log.Info("raft log store", "log_store", r.kind, "dir", dir)
 	r.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir), o.SnapshotRetain, hl)
 	if err != nil {
 		return fmt.Errorf("open raft snapshots: %w", err)
@@ -543,8 +560,9 @@ func (r *Replica) apply(data []byte) (fsm.Result, error) {
 const logCache = 256
 
 // maxEntry bounds one raft entry (the API's max_request is 64 MiB; raft
-// sends entries whole).
-const maxEntry = 64 << 20
+// sends entries whole): what one WAL record of the raftlog store holds, 36
+// bytes short of 64 MiB, whichever store runs.
+const maxEntry = raftlog.MaxData
 
 // applyErr maps an error of raft.Apply.
 func (r *Replica) applyErr(err error) error {
@@ -723,6 +741,13 @@ func (r *Replica) Status() replica.Status {
 	st.WAL.LastLSN = cs.LastIndex
 	if first, err := r.store.FirstIndex(); err == nil {
 		st.WAL.FirstLSN = first
+	}
+	if f, ok := r.store.(interface{ Err() error }); ok {
+		if err := f.Err(); err != nil {
+			// The WAL store refuses every write after a failed one: this
+			// node's raft cannot store entries or votes until a restart.
+			st.Failed = fmt.Errorf("%w: %w", replica.ErrFailed, err)
+		}
 	}
 	return st
 }

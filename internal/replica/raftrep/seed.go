@@ -11,6 +11,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/beaver-raft/beaver-raft/internal/replica/local"
+	"github.com/beaver-raft/beaver-raft/internal/replica/raftrep/raftlog"
 	"github.com/beaver-raft/beaver-raft/internal/vfs"
 )
 
@@ -20,7 +21,10 @@ type SeedOptions struct {
 	NodeID string
 	Peers  []Peer // the cluster's voters (this node included); empty: this node alone at Addr
 	Addr   string // this node's raft address, when Peers is empty
-	Logger *slog.Logger
+	// LogStore is the raft log store to create (LogStoreWAL or
+	// LogStoreBolt; default DefaultLogStore).
+	LogStore string
+	Logger   *slog.Logger
 }
 
 // SeededDir is where Seed moves the single-node files it seeded from.
@@ -67,6 +71,13 @@ func Seed(o SeedOptions) error {
 	if !self {
 		return fmt.Errorf("seed: the peers must include this node (%s)", o.NodeID)
 	}
+	kind := o.LogStore
+	if kind == "" {
+		kind = DefaultLogStore
+	}
+	if kind != LogStoreWAL && kind != LogStoreBolt {
+		return fmt.Errorf("seed: unknown raft log store %q (want %s or %s)", kind, LogStoreWAL, LogStoreBolt)
+	}
 	rep, err := local.Open(local.Options{Dir: o.Dir, NoSnapshotOnClose: true, Logger: o.Logger})
 	if err != nil {
 		return fmt.Errorf("seed: recover the single-node state: %w", err)
@@ -95,7 +106,22 @@ func Seed(o SeedOptions) error {
 		if err := sink.Close(); err != nil {
 			return err
 		}
-		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db.tmp")})
+		// The log store is made under a temporary name and renamed into
+		// place last: a directory with a log store is a cluster node's.
+		final := boltPath(dir)
+		if kind == LogStoreWAL {
+			final = walLogDir(dir)
+		}
+		tmp := final + ".tmp"
+		if err := os.RemoveAll(tmp); err != nil {
+			return err
+		}
+		var store logStore
+		if kind == LogStoreWAL {
+			store, err = raftlog.Open(tmp, raftlog.Options{Logger: o.Logger})
+		} else {
+			store, err = raftboltdb.New(raftboltdb.Options{Path: tmp})
+		}
 		if err != nil {
 			return err
 		}
@@ -106,7 +132,7 @@ func Seed(o SeedOptions) error {
 		if err := store.Close(); err != nil {
 			return err
 		}
-		return vfs.OS.Rename(filepath.Join(dir, "raft.db.tmp"), filepath.Join(dir, "raft.db"))
+		return vfs.OS.Rename(tmp, final)
 	}()
 	if cerr := rep.Close(); werr == nil {
 		werr = cerr
@@ -132,7 +158,7 @@ func Seed(o SeedOptions) error {
 	if err := syncDir(o.Dir); err != nil {
 		return err
 	}
-	o.Logger.Info("seeded the cluster from the single-node state", "jobs", jobs, "raft_index", seedIndex, "kept", keep)
+	o.Logger.Info("seeded the cluster from the single-node state", "jobs", jobs, "raft_index", seedIndex, "kept", keep, "log_store", kind)
 	return nil
 }
 
