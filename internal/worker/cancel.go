@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 )
@@ -21,13 +22,26 @@ var ErrJobCanceled = errors.New("worker: the job was canceled")
 // is found by a read of the job's state when the watch begins (see
 // Pool.watch), so no cancel is missed.
 type Cancels struct {
+	// seq counts the Cancels applied: an attempt whose Lease was proposed
+	// when seq was s and that finds seq still at s once it is watched
+	// cannot have missed one (see Pool.watch)
+	seq     atomic.Uint64
 	mu      sync.Mutex
-	running map[uint64]map[uint64]context.CancelCauseFunc // job id -> lease id -> cancel
+	running map[uint64]watched // by job id
+}
+
+// watched is the running attempt of a job under one lease, and rarely
+// others of the same job (an expired lease taken again while the first
+// attempt still runs).
+type watched struct {
+	lease  uint64
+	cancel context.CancelCauseFunc
+	more   []watched
 }
 
 // NewCancels returns a Cancels with nothing to watch.
 func NewCancels() *Cancels {
-	return &Cancels{running: make(map[uint64]map[uint64]context.CancelCauseFunc)}
+	return &Cancels{running: make(map[uint64]watched)}
 }
 
 // Applied is the replica's OnApply hook: it cancels the attempts of a job
@@ -38,30 +52,55 @@ func (c *Cancels) Applied(_ *fsm.Machine, cmd *fsm.Command, r *fsm.Result) {
 		return
 	}
 	c.mu.Lock()
-	for _, cancel := range c.running[cmd.ID] {
-		cancel(ErrJobCanceled)
+	c.seq.Add(1)
+	if w, ok := c.running[cmd.ID]; ok {
+		w.cancel(ErrJobCanceled)
+		for _, m := range w.more {
+			m.cancel(ErrJobCanceled)
+		}
 	}
 	c.mu.Unlock()
 }
 
-// add watches the attempt of job id under lease until the returned
-// function is called.
-func (c *Cancels) add(id, lease uint64, cancel context.CancelCauseFunc) (remove func()) {
+// Seq is the number of Cancels applied so far: take it before proposing
+// the Lease whose attempts are then watched with it.
+func (c *Cancels) Seq() uint64 { return c.seq.Load() }
+
+// add watches the attempt of job id under lease until remove is called. It
+// reports whether a Cancel was applied since seq.
+func (c *Cancels) add(id, lease uint64, cancel context.CancelCauseFunc, seq uint64) (since bool) {
 	c.mu.Lock()
-	byLease := c.running[id]
-	if byLease == nil {
-		byLease = make(map[uint64]context.CancelCauseFunc, 1)
-		c.running[id] = byLease
+	defer c.mu.Unlock()
+	w, ok := c.running[id]
+	if !ok {
+		c.running[id] = watched{lease: lease, cancel: cancel}
+	} else {
+		w.more = append(w.more, watched{lease: lease, cancel: cancel})
+		c.running[id] = w
 	}
-	byLease[lease] = cancel
-	c.mu.Unlock()
-	return func() {
-		c.mu.Lock()
-		delete(byLease, lease)
-		if len(byLease) == 0 {
-			delete(c.running, id)
+	return c.seq.Load() != seq
+}
+
+// remove stops watching the attempt of job id under lease.
+func (c *Cancels) remove(id, lease uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.running[id]
+	switch {
+	case !ok:
+	case w.lease == lease && len(w.more) == 0:
+		delete(c.running, id)
+	case w.lease == lease:
+		w.lease, w.cancel, w.more = w.more[0].lease, w.more[0].cancel, w.more[1:]
+		c.running[id] = w
+	default:
+		for i := range w.more {
+			if w.more[i].lease == lease {
+				w.more = append(w.more[:i], w.more[i+1:]...)
+				break
+			}
 		}
-		c.mu.Unlock()
+		c.running[id] = w
 	}
 }
 
@@ -70,27 +109,34 @@ func (c *Cancels) watching() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for _, m := range c.running {
-		n += len(m)
+	for _, w := range c.running {
+		n += 1 + len(w.more)
 	}
 	return n
 }
 
 // watch returns ctx canceled (with cause ErrJobCanceled) when job j is
-// canceled, and the function that stops watching.
-func (p *Pool) watch(ctx context.Context, j fsm.Job) (context.Context, func()) {
-	if p.o.Cancels == nil {
+// canceled, and the function that stops watching. seq is Cancels.Seq taken
+// before the Lease of j was proposed.
+func (p *Pool) watch(ctx context.Context, j fsm.Job, seq uint64) (context.Context, func()) {
+	c := p.o.Cancels
+	if c == nil {
 		return ctx, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	remove := p.o.Cancels.add(j.ID, j.LeaseID, cancel)
 	// A Cancel applied between the Lease and add was not seen by Applied:
-	// the state says so. A state from before this attempt's own lease (a
-	// follower behind the leader) says nothing about it.
-	p.o.Replica.Read(func(m *fsm.Machine) {
-		if cur, ok := m.Get(j.ID); ok && cur.State == fsm.StateCanceled && m.LeaseIssued(j.LeaseID) {
-			cancel(ErrJobCanceled)
-		}
-	})
-	return ctx, func() { remove(); cancel(nil) }
+	// the state says so, and only then is it read (a read per attempt
+	// contends with the apply path). A state from before this attempt's
+	// own lease (a follower behind the leader) says nothing about it. A
+	// snapshot a lagging follower installs applies no Cancel: an attempt
+	// running there then goes on, and its report is refused (the job is
+	// canceled), as it would be had it started before the install.
+	if c.add(j.ID, j.LeaseID, cancel, seq) {
+		p.o.Replica.Read(func(m *fsm.Machine) {
+			if cur, ok := m.Get(j.ID); ok && cur.State == fsm.StateCanceled && m.LeaseIssued(j.LeaseID) {
+				cancel(ErrJobCanceled)
+			}
+		})
+	}
+	return ctx, func() { c.remove(j.ID, j.LeaseID); cancel(nil) }
 }

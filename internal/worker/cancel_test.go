@@ -99,9 +99,15 @@ func TestPoolCancelsRunningJob(t *testing.T) {
 // found by the read at the start of the watch; a canceled state from
 // before the attempt's own lease (a lagging follower) is not taken for one.
 func TestWatchSeesAnEarlierCancel(t *testing.T) {
-	r := openReplica(t)
-	p := New(Options{Replica: r, Cancels: NewCancels()})
+	cancels := NewCancels()
+	r, err := local.Open(local.Options{Dir: t.TempDir(), NoSnapshotOnClose: true, OnApply: cancels.Applied})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := New(Options{Replica: r, Cancels: cancels})
 	id := enqueue(t, r, fsm.JobSpec{Type: "t"})[0]
+	seq := cancels.Seq()
 	l, err := r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindLease, Now: time.Now().UnixNano(), Types: []string{"t"}, Max: 1})
 	if err != nil || len(l.Jobs) != 1 {
 		t.Fatal(l, err)
@@ -109,16 +115,56 @@ func TestWatchSeesAnEarlierCancel(t *testing.T) {
 	if _, err := r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindCancel, Now: time.Now().UnixNano(), ID: id}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := p.watch(context.Background(), l.Jobs[0])
+	ctx, stop := p.watch(context.Background(), l.Jobs[0], seq)
 	if !errors.Is(context.Cause(ctx), ErrJobCanceled) {
 		t.Fatalf("watch of an attempt canceled before it was watched: %v", context.Cause(ctx))
 	}
 	stop()
 	future := l.Jobs[0]
 	future.LeaseID += 10 // a lease this replica has not applied yet
-	ctx, stop = p.watch(context.Background(), future)
+	ctx, stop = p.watch(context.Background(), future, seq)
 	defer stop()
 	if ctx.Err() != nil {
 		t.Fatal("a canceled state from before the attempt's lease canceled it")
+	}
+}
+
+// Two attempts of one job (an expired lease taken again while the first
+// still runs) are both watched: a Cancel ends both, and each stops being
+// watched on its own, whichever ends first.
+func TestCancelsWatchesEveryAttemptOfAJob(t *testing.T) {
+	for _, first := range []uint64{1, 2} {
+		c := NewCancels()
+		ctx1, cancel1 := context.WithCancelCause(context.Background())
+		ctx2, cancel2 := context.WithCancelCause(context.Background())
+		if c.add(7, 1, cancel1, c.Seq()) || c.add(7, 2, cancel2, c.Seq()) {
+			t.Fatal("add reported a Cancel, none was applied")
+		}
+		seq := c.Seq()
+		c.remove(7, first)
+		if n := c.watching(); n != 1 {
+			t.Fatalf("after removing lease %d: %d attempts watched, want 1", first, n)
+		}
+		c.Applied(nil, &fsm.Command{Kind: fsm.KindCancel, ID: 7}, &fsm.Result{})
+		left, gone := ctx1, ctx2
+		if first == 1 {
+			left, gone = ctx2, ctx1
+		}
+		if !errors.Is(context.Cause(left), ErrJobCanceled) || gone.Err() != nil {
+			t.Fatalf("removed lease %d: the Cancel ended %v and %v", first, context.Cause(left), gone.Err())
+		}
+		ctx3, cancel3 := context.WithCancelCause(context.Background())
+		if !c.add(8, 3, cancel3, seq) {
+			t.Fatal("add after an applied Cancel did not report it")
+		}
+		c.remove(7, 3-first)
+		c.remove(8, 3)
+		if n := c.watching(); n != 0 {
+			t.Fatalf("%d attempts watched after every remove", n)
+		}
+		cancel1(nil)
+		cancel2(nil)
+		cancel3(nil)
+		_ = ctx3
 	}
 }

@@ -6,8 +6,9 @@
 // # Goroutines
 //
 // Run owns them all: its own loop (leases jobs when slots are free and
-// reports outcomes, both in one command), and one goroutine per running
-// attempt, at most Workers. Run returns once every one of them has stopped.
+// reports outcomes, both in one command), the goroutine of each command in
+// flight (at most maxPipeline), and Workers goroutines that run the
+// attempts. Run returns once every one of them has stopped.
 //
 // # Cancel while running
 //
@@ -35,6 +36,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/internal/backoff"
@@ -127,6 +129,9 @@ func (p *Pool) Types() []string { return p.types }
 // wait to be reported). Whenever slots are free and work is runnable it
 // proposes one Lease command that also carries every outcome finished
 // since the last command: one log record per cycle, however many jobs.
+// Up to maxPipeline such commands are in flight at once: slots freed
+// while a Lease waits for its fsync go into the next one, and the log's
+// group commit writes them together.
 func (p *Pool) Run(ctx context.Context) error {
 	if len(p.types) == 0 {
 		<-ctx.Done()
@@ -135,18 +140,67 @@ func (p *Pool) Run(ctx context.Context) error {
 	// attempts run under hard, canceled only when the drain deadline passes
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardCancel()
-	l := &loop{p: p, hard: hard}
+	// Workers goroutines run the attempts, each one after the other: a
+	// goroutine per attempt would grow a new stack every time. starts
+	// holds a slot for each, so the loop never blocks on it.
+	starts := make(chan start, p.o.Workers)
+	var wg sync.WaitGroup
+	for range p.o.Workers {
+		wg.Go(func() {
+			for s := range starts {
+				p.run(hard, s.job, s.seq)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(starts)
+	l := &loop{p: p, starts: starts, results: make(chan proposal, maxPipeline)}
 	err := l.serve(ctx)
 	return errors.Join(err, l.drain(hardCancel))
 }
 
+// start is an attempt for a worker goroutine to run.
+type start struct {
+	job fsm.Job
+	seq uint64 // Cancels.Seq before its Lease was proposed
+}
+
+// maxPipeline bounds the pool's commands in flight at once.
+const maxPipeline = 2
+
 // loop is the state of Run's loop; only Run's goroutine touches it.
 type loop struct {
 	p       *Pool
-	hard    context.Context
+	starts  chan<- start
 	running int
 	acks    []fsm.Ack
 	timer   *time.Timer
+
+	// proposals in flight: each one's goroutine sends it back on results
+	// (buffered for all of them, so it never blocks); serve and drain
+	// receive every one before they return
+	results  chan proposal
+	inflight int
+	reserved int // slots the Leases in flight may fill
+
+	// idle: the last Try found nothing runnable (or failed transiently:
+	// retrying); the loop waits for changed, wait or an outcome before it
+	// tries again
+	idle     bool
+	retrying bool
+	changed  <-chan struct{}
+	wait     time.Duration
+	failed   error // a Lease failed for good: serve returns it
+}
+
+// proposal is one command of the pool in flight: a Lease through
+// leasing.Try (max > 0), or the outcomes alone (max == 0).
+type proposal struct {
+	acks []fsm.Ack
+	max  int
+	seq  uint64 // Cancels.Seq before it was proposed
+	turn leasing.Turn
+	err  error
 }
 
 func (l *loop) collect(o outcome) {
@@ -156,12 +210,14 @@ func (l *loop) collect(o outcome) {
 	}
 }
 
-// collectReady takes every outcome already waiting.
+// collectReady takes every outcome and proposal result already waiting.
 func (l *loop) collectReady() {
 	for {
 		select {
 		case o := <-l.p.done:
 			l.collect(o)
+		case r := <-l.results:
+			l.returned(r)
 		default:
 			return
 		}
@@ -170,62 +226,40 @@ func (l *loop) collectReady() {
 
 // serve leases, runs and reports until ctx is canceled.
 func (l *loop) serve(ctx context.Context) error {
-	p, rep := l.p, l.p.o.Replica
+	p := l.p
 	l.timer = time.NewTimer(time.Hour)
 	defer l.timer.Stop()
 	for {
 		l.collectReady()
-		if ctx.Err() != nil {
-			return nil
+		if ctx.Err() != nil || l.failed != nil {
+			return l.failed
 		}
-		free := p.o.Workers - l.running
+		if !l.idle && l.inflight < maxPipeline {
+			if free := p.o.Workers - l.running - l.reserved; free > 0 {
+				l.propose(ctx, free)
+				continue
+			}
+		}
+		if l.idle && !l.retrying && len(l.acks) > 0 && l.inflight < maxPipeline {
+			l.propose(ctx, 0) // nothing to lease: the outcomes on their own
+			continue
+		}
 		var changed <-chan struct{}
 		wait := p.o.MaxIdle
-		retry := false
-		if free > 0 {
-			acks := l.acks
-			l.acks = nil
-			t, err := leasing.Try(ctx, rep, &fsm.Command{
-				Kind: fsm.KindLease, Now: p.o.Clock().UnixNano(),
-				Queues: p.o.Queues, Types: p.types, Max: free, Worker: p.o.Name,
-				Acks: acks,
-			})
-			if !t.Proposed || err != nil {
-				l.acks = acks // still unreported
-			}
-			switch {
-			case err != nil && ctx.Err() != nil:
-				return nil
-			case err != nil && transient(err):
-				// a cluster without a (reachable) leader for now: the
-				// node goes on serving and the pool tries again; jobs a
-				// lost Lease may have taken come back when it expires, and
-				// its acks go with the next Lease (a replayed ack of an
-				// applied one is rejected, harmlessly)
-				p.o.Logger.Warn("worker pool: lease failed, retrying", "err", err)
-				wait, retry = leaseRetry, true
-			case err != nil:
-				return fmt.Errorf("worker pool: lease: %w", err)
-			case t.Proposed:
-				l.started(acks, t.Result)
-				continue
-			default:
-				changed = t.Changed
-				if t.HasDue && t.Due < wait {
-					wait = max(t.Due, time.Millisecond)
-				}
-			}
-		}
-		if len(l.acks) > 0 && !retry {
-			l.report()
-			continue
+		if l.idle {
+			changed, wait = l.changed, l.wait
 		}
 		l.timer.Reset(wait)
 		select {
 		case o := <-p.done:
 			l.collect(o)
+			l.idle = false
+		case r := <-l.results:
+			l.returned(r)
 		case <-changed:
+			l.idle = false
 		case <-l.timer.C:
+			l.idle = false
 		case <-ctx.Done():
 		}
 		if !l.timer.Stop() {
@@ -234,6 +268,77 @@ func (l *loop) serve(ctx context.Context) error {
 			default:
 			}
 		}
+	}
+}
+
+// propose starts a command in flight: a Lease for up to max jobs carrying
+// the waiting outcomes, or (max == 0) the outcomes alone.
+func (l *loop) propose(ctx context.Context, max int) {
+	p, rep := l.p, l.p.o.Replica
+	r := proposal{acks: l.acks, max: max, seq: p.cancelSeq()}
+	l.acks = nil
+	l.inflight++
+	l.reserved += max
+	now := p.o.Clock().UnixNano()
+	go func() {
+		if r.max == 0 {
+			// not under ctx: outcomes are reported during the drain too
+			r.turn.Result, r.err = rep.Propose(context.Background(), &fsm.Command{Kind: fsm.KindAck, Now: now, Acks: r.acks})
+			r.turn.Proposed = r.err == nil
+		} else {
+			r.turn, r.err = leasing.Try(ctx, rep, &fsm.Command{
+				Kind: fsm.KindLease, Now: now,
+				Queues: p.o.Queues, Types: p.types, Max: r.max, Worker: p.o.Name,
+				Acks: r.acks,
+			})
+		}
+		l.results <- r
+	}()
+}
+
+// returned takes the result of a proposal: it starts the jobs a Lease got,
+// or says what to wait for before the next try.
+func (l *loop) returned(r proposal) {
+	p := l.p
+	l.inflight--
+	l.reserved -= r.max
+	t, err := r.turn, r.err
+	if r.max == 0 {
+		if err != nil {
+			// the jobs stay in flight; they run again after their lease
+			// expires or the server restarts
+			p.o.Logger.Error("worker pool: reporting outcomes failed", "jobs", len(r.acks), "err", err)
+			return
+		}
+		p.logRejected(r.acks, t.Result.AckErrs)
+		return
+	}
+	if !t.Proposed || err != nil {
+		l.acks = append(l.acks, r.acks...) // still unreported
+	}
+	switch {
+	case err != nil && errors.Is(err, context.Canceled):
+		// shutdown: serve is returning
+	case err != nil && transient(err):
+		// a cluster without a (reachable) leader for now: the node goes
+		// on serving and the pool tries again; jobs a lost Lease may have
+		// taken come back when it expires, and its acks go with the next
+		// Lease (a replayed ack of an applied one is rejected, harmlessly)
+		p.o.Logger.Warn("worker pool: lease failed, retrying", "err", err)
+		l.idle, l.retrying, l.changed, l.wait = true, true, nil, leaseRetry
+	case err != nil:
+		if l.failed == nil {
+			l.failed = fmt.Errorf("worker pool: lease: %w", err)
+		}
+	case t.Proposed:
+		l.started(r.acks, t.Result, r.seq)
+		l.idle = false
+	default:
+		wait := p.o.MaxIdle
+		if t.HasDue && t.Due < wait {
+			wait = max(t.Due, time.Millisecond)
+		}
+		l.idle, l.retrying, l.changed, l.wait = true, false, t.Changed, wait
 	}
 }
 
@@ -253,28 +358,21 @@ func transient(err error) bool {
 }
 
 // started logs the acks a Lease rejected and starts the jobs it got.
-func (l *loop) started(acks []fsm.Ack, res fsm.Result) {
+func (l *loop) started(acks []fsm.Ack, res fsm.Result, seq uint64) {
 	p := l.p
 	p.logRejected(acks, res.AckErrs)
 	for _, j := range res.Jobs {
 		l.running++
-		go p.run(l.hard, j)
+		l.starts <- start{job: j, seq: seq}
 	}
 }
 
-// report proposes the waiting acks on their own.
-func (l *loop) report() {
-	p := l.p
-	acks := l.acks
-	l.acks = nil
-	res, err := p.o.Replica.Propose(context.Background(), &fsm.Command{Kind: fsm.KindAck, Now: p.o.Clock().UnixNano(), Acks: acks})
-	if err != nil {
-		// the jobs stay in flight; they run again after their lease
-		// expires or the server restarts
-		p.o.Logger.Error("worker pool: reporting outcomes failed", "jobs", len(acks), "err", err)
-		return
+// cancelSeq is Cancels.Seq, or 0 without Cancels.
+func (p *Pool) cancelSeq() uint64 {
+	if p.o.Cancels == nil {
+		return 0
 	}
-	p.logRejected(acks, res.AckErrs)
+	return p.o.Cancels.Seq()
 }
 
 func (p *Pool) logRejected(acks []fsm.Ack, errs []error) {
@@ -285,10 +383,14 @@ func (p *Pool) logRejected(acks []fsm.Ack, errs []error) {
 	}
 }
 
-// drain waits for running attempts up to the drain deadline, reporting
+// drain waits for the proposals in flight (starting the jobs a last Lease
+// got), then for running attempts up to the drain deadline, reporting
 // their outcomes, then cancels what is left.
 func (l *loop) drain(hardCancel context.CancelFunc) error {
 	p := l.p
+	for l.inflight > 0 {
+		l.returned(<-l.results)
+	}
 	var deadline <-chan time.Time
 	if p.o.DrainTimeout > 0 {
 		t := time.NewTimer(p.o.DrainTimeout)
@@ -317,15 +419,21 @@ func (l *loop) drain(hardCancel context.CancelFunc) error {
 	return nil
 }
 
+// report proposes the waiting acks on their own and waits for the answer.
+func (l *loop) report() {
+	l.propose(context.Background(), 0)
+	l.returned(<-l.results)
+}
+
 // run executes one attempt and queues its outcome.
-func (p *Pool) run(hard context.Context, j fsm.Job) {
+func (p *Pool) run(hard context.Context, j fsm.Job, seq uint64) {
 	h := p.o.Handlers[j.Type]
 	start := p.o.Clock()
 	if p.o.Observer != nil {
 		p.o.Observer.Started(j.Queue, j.Type, start.Sub(time.Unix(0, j.RunAt)))
 	}
 	ctx, cancel := context.WithTimeout(hard, time.Duration(j.Timeout))
-	ctx, unwatch := p.watch(ctx, j)
+	ctx, unwatch := p.watch(ctx, j, seq)
 	result, err := safeHandle(ctx, h, &handlers.Job{
 		ID: strconv.FormatUint(j.ID, 10), Queue: j.Queue, Type: j.Type,
 		Payload: []byte(j.Payload), Attempt: j.Attempt, MaxAttempts: j.MaxAttempts,
