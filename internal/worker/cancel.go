@@ -25,10 +25,19 @@ type Cancels struct {
 	// seq counts the Cancels applied: an attempt whose Lease was proposed
 	// when seq was s and that finds seq still at s once it is watched
 	// cannot have missed one (see Pool.watch)
-	seq     atomic.Uint64
+	seq    atomic.Uint64
+	shards [cancelShards]cancelShard // by job id: workers add and remove concurrently
+}
+
+const cancelShards = 32
+
+type cancelShard struct {
 	mu      sync.Mutex
 	running map[uint64]watched // by job id
+	_       [40]byte           // a cache line of its own
 }
+
+func (c *Cancels) shard(id uint64) *cancelShard { return &c.shards[id%cancelShards] }
 
 // watched is the running attempt of a job under one lease, and rarely
 // others of the same job (an expired lease taken again while the first
@@ -41,7 +50,11 @@ type watched struct {
 
 // NewCancels returns a Cancels with nothing to watch.
 func NewCancels() *Cancels {
-	return &Cancels{running: make(map[uint64]watched)}
+	c := &Cancels{}
+	for i := range c.shards {
+		c.shards[i].running = make(map[uint64]watched)
+	}
+	return c
 }
 
 // Applied is the replica's OnApply hook: it cancels the attempts of a job
@@ -51,15 +64,18 @@ func (c *Cancels) Applied(_ *fsm.Machine, cmd *fsm.Command, r *fsm.Result) {
 	if cmd.Kind != fsm.KindCancel || r.Err != nil {
 		return
 	}
-	c.mu.Lock()
+	// seq moves under the job's shard lock: an add of this job either
+	// comes after (and sees it) or before (and is found here)
+	sh := c.shard(cmd.ID)
+	sh.mu.Lock()
 	c.seq.Add(1)
-	if w, ok := c.running[cmd.ID]; ok {
+	if w, ok := sh.running[cmd.ID]; ok {
 		w.cancel(ErrJobCanceled)
 		for _, m := range w.more {
 			m.cancel(ErrJobCanceled)
 		}
 	}
-	c.mu.Unlock()
+	sh.mu.Unlock()
 }
 
 // Seq is the number of Cancels applied so far: take it before proposing
@@ -69,30 +85,32 @@ func (c *Cancels) Seq() uint64 { return c.seq.Load() }
 // add watches the attempt of job id under lease until remove is called. It
 // reports whether a Cancel was applied since seq.
 func (c *Cancels) add(id, lease uint64, cancel context.CancelCauseFunc, seq uint64) (since bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w, ok := c.running[id]
+	sh := c.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	w, ok := sh.running[id]
 	if !ok {
-		c.running[id] = watched{lease: lease, cancel: cancel}
+		sh.running[id] = watched{lease: lease, cancel: cancel}
 	} else {
 		w.more = append(w.more, watched{lease: lease, cancel: cancel})
-		c.running[id] = w
+		sh.running[id] = w
 	}
 	return c.seq.Load() != seq
 }
 
 // remove stops watching the attempt of job id under lease.
 func (c *Cancels) remove(id, lease uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w, ok := c.running[id]
+	sh := c.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	w, ok := sh.running[id]
 	switch {
 	case !ok:
 	case w.lease == lease && len(w.more) == 0:
-		delete(c.running, id)
+		delete(sh.running, id)
 	case w.lease == lease:
 		w.lease, w.cancel, w.more = w.more[0].lease, w.more[0].cancel, w.more[1:]
-		c.running[id] = w
+		sh.running[id] = w
 	default:
 		for i := range w.more {
 			if w.more[i].lease == lease {
@@ -100,17 +118,20 @@ func (c *Cancels) remove(id, lease uint64) {
 				break
 			}
 		}
-		c.running[id] = w
+		sh.running[id] = w
 	}
 }
 
 // watching is the number of attempts watched (for tests).
 func (c *Cancels) watching() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	n := 0
-	for _, w := range c.running {
-		n += 1 + len(w.more)
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for _, w := range sh.running {
+			n += 1 + len(w.more)
+		}
+		sh.mu.Unlock()
 	}
 	return n
 }

@@ -147,8 +147,13 @@ func (p *Pool) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range p.o.Workers {
 		wg.Go(func() {
+			// the attempts' contexts are children of this goroutine's own,
+			// not all of hard: a context registers its children under its
+			// lock, which every worker would otherwise contend for
+			wctx, cancel := context.WithCancel(hard)
+			defer cancel()
 			for s := range starts {
-				p.run(hard, s.job, s.seq)
+				p.run(wctx, s.job, s.seq)
 			}
 		})
 	}
