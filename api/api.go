@@ -165,6 +165,35 @@ type BatchResponse struct {
 	Duplicates []bool   `json:"duplicates"`
 }
 
+// ContentTypeNDJSON is the media type of the body and the answer of
+// POST /v1/jobs/stream: JSON Lines, one JSON value per line.
+const ContentTypeNDJSON = "application/x-ndjson"
+
+// StreamAnswer is one line of the answer of POST /v1/jobs/stream. The
+// server writes one answer per non-blank line of the request body, in the
+// order of the lines: the job's id once it is durable (ID, State and
+// Duplicate, the fields of [EnqueueResponse]), or Error, with the code
+// that POST /v1/jobs would have answered and the line's number.
+//
+// An Error without a Line ends the stream: every line before it was
+// answered, and no line after it was read, so none of them was written
+// (the code says why: request_timeout when no line came for the idle
+// bound, or the failure of the log, e.g. insufficient_storage).
+type StreamAnswer struct {
+	ID        string       `json:"id,omitempty"`
+	State     string       `json:"state,omitempty"`
+	Duplicate bool         `json:"duplicate,omitempty"`
+	Error     *StreamError `json:"error,omitempty"`
+}
+
+// StreamError is the error of a [StreamAnswer]: an [ErrorBody] and the
+// number of the request line it answers (1 for the first line of the body;
+// blank lines count). Line is 0 in the answer that ends a stream.
+type StreamError struct {
+	ErrorBody
+	Line int `json:"line,omitempty"`
+}
+
 // Job is a job as the server shows it (GET /v1/jobs/{id}, lists, leases and
 // the answers of cancel, retry, complete, fail and heartbeat). Times that
 // are unset are omitted.

@@ -8,6 +8,7 @@
 //
 //	POST /v1/jobs                   enqueue one job            201
 //	POST /v1/jobs/batch             enqueue many, all or none  201
+//	POST /v1/jobs/stream            JSON Lines in, one durable answer per line out  200
 //	GET  /v1/jobs                   list (queue, state, type, order, limit, cursor)
 //	POST /v1/jobs/bulk              cancel or retry the jobs that match a filter
 //	GET  /v1/jobs/{id}              one job
@@ -81,6 +82,12 @@ const (
 	// DefaultListLimit and MaxListLimit bound GET /v1/jobs pages.
 	DefaultListLimit = 100
 	MaxListLimit     = 1000
+	// DefaultMaxStreamInFlight bounds the lines of one enqueue stream read
+	// but not yet answered (see Options.MaxStreamInFlight).
+	DefaultMaxStreamInFlight = 8192
+	// DefaultStreamIdle is how long an enqueue stream waits for its next
+	// line (see Options.StreamIdle).
+	DefaultStreamIdle = 60 * time.Second
 	// MaxWorkerName bounds the worker name of a lease call.
 	MaxWorkerName = 256
 	// MaxLeaseNames bounds "queues" and "types" of a lease call (each).
@@ -136,6 +143,17 @@ type Options struct {
 	// that it does not cut a long poll, which waits after reading. The
 	// headers themselves are bounded by http.Server.ReadHeaderTimeout.
 	ReadTimeout time.Duration
+	// MaxStreamInFlight bounds the lines of one enqueue stream
+	// (POST /v1/jobs/stream) that were read but not yet answered: once it
+	// is reached the server reads no more of that stream until answers
+	// went out, so a producer that does not read its answers is held back
+	// instead of growing the server's memory.
+	MaxStreamInFlight int
+	// StreamIdle bounds the wait for the next line of an enqueue stream,
+	// and the time one write of its answers may take: a stream that sends
+	// no line for this long ends with an error answer (request_timeout).
+	// It replaces ReadTimeout, which bounds whole bodies, for streams.
+	StreamIdle time.Duration
 	// DefaultQueue, DefaultMaxAttempts and DefaultTimeout fill enqueued jobs
 	// that do not set them. Defaults: "default", 25, 30s.
 	DefaultQueue       string
@@ -211,6 +229,12 @@ func New(o Options) *API {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = DefaultReadTimeout
 	}
+	if o.MaxStreamInFlight <= 0 {
+		o.MaxStreamInFlight = DefaultMaxStreamInFlight
+	}
+	if o.StreamIdle <= 0 {
+		o.StreamIdle = DefaultStreamIdle
+	}
 	if o.DefaultQueue == "" {
 		o.DefaultQueue = fsm.DefaultQueue
 	}
@@ -268,6 +292,7 @@ func (a *API) Handler() http.Handler {
 	}
 	v1("POST /v1/jobs", a.enqueue)
 	v1("POST /v1/jobs/batch", a.enqueueBatch)
+	v1("POST /v1/jobs/stream", a.enqueueStream)
 	v1("GET /v1/jobs", a.list)
 	v1("POST /v1/jobs/bulk", a.bulk)
 	v1("GET /v1/jobs/{id}", a.get)

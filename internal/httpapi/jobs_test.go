@@ -327,7 +327,7 @@ func TestRoutesAndInstrument(t *testing.T) {
 			return h
 		}
 	})
-	if len(routes) != 29 || routes[0] != "POST /v1/jobs" { // 19 + the 4 of /v1/periodic + the 6 of /v1/queues
+	if len(routes) != 30 || routes[0] != "POST /v1/jobs" { // 20 + the 4 of /v1/periodic + the 6 of /v1/queues
 		t.Errorf("instrumented %d routes: %q", len(routes), routes)
 	}
 	s.callErr("GET", "/v1/nothing", nil, 404, api.CodeNotFound)
