@@ -237,6 +237,22 @@ func TestFailedLogSyncIsReported(t *testing.T) {
 	if !errors.Is(st.Failed, replica.ErrFailed) || !errors.Is(st.Failed, raftlog.ErrFailed) {
 		t.Fatalf("status after the failure: %v", st.Failed)
 	}
+	// Raft is stopped before its next election (which would panic on the
+	// term it cannot store); the node stays up and refuses writes.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(10 * time.Second); r.Status().Role != "shutdown"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("raft not stopped after its log failed: role %s", r.Status().Role)
+		}
+		<-tick.C
+	}
+	if _, err := enqueue(ctx, r, "c"); !errors.Is(err, replica.ErrFailed) {
+		t.Fatalf("enqueue on a node whose log failed: %v, want ErrFailed", err)
+	}
+	if st := r.Status(); !errors.Is(st.Failed, raftlog.ErrFailed) {
+		t.Fatalf("status once raft stopped: %v", st.Failed)
+	}
 	r.Close()
 
 	fsys.fail.Store(false)

@@ -180,8 +180,10 @@ type Replica struct {
 	rpc     *http.Server
 	bg      sync.WaitGroup
 	stop    chan struct{}
-	closed  atomic.Bool
-	once    sync.Once
+	// storeFailed: the log store failed and raft was stopped
+	storeFailed atomic.Bool
+	closed      atomic.Bool
+	once        sync.Once
 
 	recovery replica.Recovery
 
@@ -331,6 +333,10 @@ func (r *Replica) open() error {
 	// the HTTP between nodes
 	r.rpc = &http.Server{Handler: r.rpcHandler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+	if fs, ok := r.store.(interface{ Failed() <-chan struct{} }); ok {
+		r.bg.Add(1)
+		go func() { defer r.bg.Done(); r.stopOnStoreFailure(fs.Failed()) }()
+	}
 	r.bg.Add(3)
 	go func() { defer r.bg.Done(); r.rpc.Serve(httpListener{r.mux}) }()
 	go func() { defer r.bg.Done(); r.watchLeadership(notify) }()
@@ -358,6 +364,31 @@ func (r *Replica) open() error {
 			return fmt.Errorf("bootstrap cluster: %w", err)
 		}
 		r.log.Info("cluster bootstrapped", "servers", len(servers))
+	}
+	return nil
+}
+
+// stopOnStoreFailure stops raft once the log store has failed. The store
+// refuses every write until a restart, and raft panics when it cannot store
+// the term of an election (a leader that failed to store entries steps down
+// and starts one after a heartbeat timeout): stopping raft at once keeps the
+// node up, refusing writes and reporting the failure (Status.Failed) until
+// it is restarted.
+func (r *Replica) stopOnStoreFailure(failed <-chan struct{}) {
+	select {
+	case <-failed:
+	case <-r.stop:
+		return
+	}
+	r.storeFailed.Store(true)
+	r.log.Error("raft stopped: its log store failed; restart the node to recover from what the disk holds")
+	r.raft.Shutdown().Error()
+}
+
+// storeErr is the log store's failure, or nil.
+func (r *Replica) storeErr() error {
+	if f, ok := r.store.(interface{ Err() error }); ok {
+		return f.Err()
 	}
 	return nil
 }
@@ -475,6 +506,9 @@ func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, er
 	if r.closed.Load() {
 		return fsm.Result{}, replica.ErrClosed
 	}
+	if r.storeFailed.Load() {
+		return fsm.Result{}, fmt.Errorf("%w: %w", replica.ErrFailed, r.storeErr())
+	}
 	if err := ctx.Err(); err != nil {
 		return fsm.Result{}, err
 	}
@@ -573,6 +607,9 @@ func (r *Replica) applyErr(err error) error {
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: raft did not take the write within %v", context.DeadlineExceeded, r.o.ApplyTimeout)
 	case errors.Is(err, raft.ErrRaftShutdown):
+		if serr := r.storeErr(); serr != nil && !r.closed.Load() {
+			return fmt.Errorf("%w: %w", replica.ErrFailed, serr)
+		}
 		return errors.Join(replica.ErrClosed, fmt.Errorf("%w: %v", replica.ErrUnknownOutcome, err))
 	}
 	// ErrLeadershipLost, ErrAbortedByRestore, ...: it may have committed
@@ -715,6 +752,11 @@ func (r *Replica) Changed() <-chan struct{} { return r.h.Changed() }
 // Status implements replica.Replica.
 func (r *Replica) Status() replica.Status {
 	st := replica.Status{Role: strings.ToLower(r.raft.State().String()), AppliedLSN: r.h.Applied(), Recovery: r.recovery}
+	if r.storeFailed.Load() {
+		// raft's state can read follower after it stopped: a leader that
+		// failed to store entries steps down after the store failed
+		st.Role = strings.ToLower(raft.Shutdown.String())
+	}
 	addr, id := r.raft.LeaderWithID()
 	cs := &replica.ClusterStatus{
 		NodeID: r.o.NodeID, LeaderID: string(id), LeaderAddr: string(addr),
@@ -742,12 +784,10 @@ func (r *Replica) Status() replica.Status {
 	if first, err := r.store.FirstIndex(); err == nil {
 		st.WAL.FirstLSN = first
 	}
-	if f, ok := r.store.(interface{ Err() error }); ok {
-		if err := f.Err(); err != nil {
-			// The WAL store refuses every write after a failed one: this
-			// node's raft cannot store entries or votes until a restart.
-			st.Failed = fmt.Errorf("%w: %w", replica.ErrFailed, err)
-		}
+	if err := r.storeErr(); err != nil {
+		// The WAL store refuses every write after a failed one: this
+		// node's raft is stopped until a restart.
+		st.Failed = fmt.Errorf("%w: %w", replica.ErrFailed, err)
 	}
 	return st
 }

@@ -74,7 +74,8 @@ type Store struct {
 	v   view
 
 	fmu     sync.Mutex
-	failErr error // sticky: see ErrFailed
+	failErr error         // sticky: see ErrFailed
+	failed  chan struct{} // closed when failErr is set
 	closed  bool
 }
 
@@ -110,7 +111,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft log: %w", err)
 	}
-	s := &Store{dir: dir, log: l, logger: o.Logger}
+	s := &Store{dir: dir, log: l, logger: o.Logger, failed: make(chan struct{})}
 	s.v.kv = map[string][]byte{}
 	var n uint64
 	err = l.ReplayPos(1, func(pos wal.Pos, typ uint8, data []byte) error {
@@ -423,6 +424,11 @@ func (s *Store) Err() error {
 	return s.failErr
 }
 
+// Failed is closed once the store has failed (Err is then non-nil). Raft
+// panics when it cannot store a new term, so its owner should stop raft as
+// soon as this is closed, before raft's next election.
+func (s *Store) Failed() <-chan struct{} { return s.failed }
+
 // Close closes the store; writes after it fail with ErrClosed.
 func (s *Store) Close() error {
 	s.fmu.Lock()
@@ -454,6 +460,7 @@ func (s *Store) fail(cause error) error {
 	}
 	if s.failErr == nil {
 		s.failErr = &failedError{cause: cause}
+		close(s.failed)
 		s.logger.Error("raft log failed: no more writes until the node restarts", "dir", s.dir, "err", cause)
 	}
 	return s.failErr
