@@ -136,15 +136,14 @@ func (c *Cancels) watching() int {
 	return n
 }
 
-// watch returns ctx canceled (with cause ErrJobCanceled) when job j is
-// canceled, and the function that stops watching. seq is Cancels.Seq taken
-// before the Lease of j was proposed.
-func (p *Pool) watch(ctx context.Context, j fsm.Job, seq uint64) (context.Context, func()) {
+// watch cancels an attempt of job j (cancel, with cause ErrJobCanceled)
+// when the job is canceled, until the function it returns is called. seq
+// is Cancels.Seq taken before the Lease of j was proposed.
+func (p *Pool) watch(j fsm.Job, seq uint64, cancel context.CancelCauseFunc) func() {
 	c := p.o.Cancels
 	if c == nil {
-		return ctx, func() {}
+		return func() {}
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
 	// A Cancel applied between the Lease and add was not seen by Applied:
 	// the state says so, and only then is it read (a read per attempt
 	// contends with the apply path). A state from before this attempt's
@@ -159,5 +158,5 @@ func (p *Pool) watch(ctx context.Context, j fsm.Job, seq uint64) (context.Contex
 			}
 		})
 	}
-	return ctx, func() { c.remove(j.ID, j.LeaseID); cancel(nil) }
+	return func() { c.remove(j.ID, j.LeaseID) }
 }

@@ -115,14 +115,17 @@ func TestWatchSeesAnEarlierCancel(t *testing.T) {
 	if _, err := r.Propose(context.Background(), &fsm.Command{Kind: fsm.KindCancel, Now: time.Now().UnixNano(), ID: id}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := p.watch(context.Background(), l.Jobs[0], seq)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stop := p.watch(l.Jobs[0], seq, cancel)
 	if !errors.Is(context.Cause(ctx), ErrJobCanceled) {
 		t.Fatalf("watch of an attempt canceled before it was watched: %v", context.Cause(ctx))
 	}
 	stop()
 	future := l.Jobs[0]
 	future.LeaseID += 10 // a lease this replica has not applied yet
-	ctx, stop = p.watch(context.Background(), future, seq)
+	ctx, cancel = context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop = p.watch(future, seq, cancel)
 	defer stop()
 	if ctx.Err() != nil {
 		t.Fatal("a canceled state from before the attempt's lease canceled it")
