@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,12 @@ type Client struct {
 	token string
 	hc    *http.Client
 	owned bool // hc was made by New: Close closes its idle connections
+
+	noStream  bool               // WithoutStream
+	streamOff atomic.Bool        // the server has no stream route
+	sm        sync.Mutex         // guards pipe and pipes
+	pipe      *pipe              // the enqueue stream new calls go on, or nil
+	pipes     map[*pipe]struct{} // every stream whose goroutines run
 }
 
 // Option configures a Client.
@@ -54,7 +61,9 @@ func WithToken(token string) Option { return func(c *Client) { c.token = token }
 
 // WithHTTPClient makes the Client use hc (its transport, timeouts,
 // redirects). Do not give hc a Timeout shorter than the long polls of
-// Lease; bound each call with its context instead.
+// Lease; bound each call with its context instead. With a Timeout, Enqueue
+// sends one POST /v1/jobs per call (as WithoutStream): the timeout would
+// cut the long-lived enqueue stream.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc, c.owned = hc, false } }
 
 // WithServers adds other nodes of the same cluster. A call that finds its
@@ -98,9 +107,12 @@ func New(baseURL string, opts ...Option) *Client {
 	return c
 }
 
-// Close closes the idle connections of the default transport. The Client
-// remains usable (it opens new connections).
+// Close ends the Client's enqueue stream, waits for its goroutines, and
+// closes the idle connections of the default transport. Enqueue calls
+// waiting on the stream get an error (unknown_outcome for the lines that
+// were sent). The Client remains usable (it opens new connections).
 func (c *Client) Close() {
+	c.closeStream()
 	if c.owned {
 		c.hc.CloseIdleConnections()
 	}
@@ -127,8 +139,21 @@ func ErrorCode(err error) string {
 	return ""
 }
 
-// Enqueue adds one job (POST /v1/jobs). It returns once the job is durable.
+// Enqueue adds one job. It returns once the job is durable.
+//
+// Concurrent calls are coalesced onto one enqueue stream
+// (POST /v1/jobs/stream), opened at the first call and closed after
+// StreamIdle without calls or by Close: each call still gets its own
+// answer. When the stream breaks, a call whose line was sent and not
+// answered gets unknown_outcome, and is sent again only if it has a
+// unique_key (as WithServers retries); a call whose line was not sent is
+// sent again on a new stream. A server without the stream route (404/405)
+// makes the Client send one POST /v1/jobs per call from then on, as
+// WithoutStream does.
 func (c *Client) Enqueue(ctx context.Context, req api.EnqueueRequest) (api.EnqueueResponse, error) {
+	if !c.noStream && c.hc.Timeout == 0 && !c.streamOff.Load() {
+		return c.enqueueStream(ctx, req)
+	}
 	var out api.EnqueueResponse
 	return out, c.call(ctx, "POST", "/v1/jobs", req, &out, req.UniqueKey != "")
 }

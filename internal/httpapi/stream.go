@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,6 +130,11 @@ func (a *API) enqueueStream(w http.ResponseWriter, r *http.Request, rep replica.
 		room:   make(chan struct{}, 1),
 		groups: make(chan *streamGroup, streamGroups),
 		slots:  make(chan struct{}, streamGroups),
+	}
+	if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		// The 200 below would tell the client not to send the body: it is
+		// waiting for this (a refusal before here answers at once).
+		w.WriteHeader(http.StatusContinue)
 	}
 	w.Header().Set("Content-Type", api.ContentTypeNDJSON)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
