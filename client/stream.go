@@ -94,7 +94,7 @@ func (c *Client) enqueueStream(ctx context.Context, req api.EnqueueRequest) (api
 		return api.EnqueueResponse{}, err
 	}
 	line = append(line, '\n')
-	idempotent, others := req.UniqueKey != "", len(c.bases) > 1
+	idempotent := req.UniqueKey != ""
 	wait := retryFirst
 	for attempt := 0; ; attempt++ {
 		w := &streamWaiter{line: line, done: make(chan streamResult, 1)}
@@ -122,11 +122,7 @@ func (c *Client) enqueueStream(ctx context.Context, req api.EnqueueRequest) (api
 			attempt--
 			continue
 		}
-		again := retryable(r.err, idempotent || !r.written, others)
-		if !r.written && r.opened && !errors.Is(r.err, errClientClosed) {
-			again = true // the stream broke under a line it never sent
-		}
-		if attempt >= maxRetries || !again {
+		if attempt >= maxRetries || !c.sendAgain(r, idempotent) {
 			return api.EnqueueResponse{}, r.err
 		}
 		var e *Error
@@ -143,6 +139,17 @@ func (c *Client) enqueueStream(ctx context.Context, req api.EnqueueRequest) (api
 		}
 		wait = min(2*wait, retryMax)
 	}
+}
+
+// sendAgain says whether a line that failed with r may be sent again.
+func (c *Client) sendAgain(r streamResult, idempotent bool) bool {
+	switch {
+	case errors.Is(r.err, errSingle), errors.Is(r.err, errStreamClosed) && !r.written:
+		return true
+	case !r.written && r.opened && !errors.Is(r.err, errClientClosed):
+		return true // the stream broke under a line it never sent
+	}
+	return retryable(r.err, idempotent || !r.written, len(c.bases) > 1)
 }
 
 // openPipe returns the open stream, or opens one; nil once the Client
@@ -378,7 +385,7 @@ func (p *pipe) serve() error {
 		if a.Error != nil {
 			// the message as POST /v1/jobs gives it: without the line
 			msg := strings.TrimPrefix(a.Error.Message, "line "+strconv.Itoa(a.Error.Line)+": ")
-			w.done <- streamResult{err: &Error{Status: statusOf(a.Error.Code), Code: a.Error.Code, Message: msg}}
+			w.done <- streamResult{err: &Error{Status: statusOf(a.Error.Code), Code: a.Error.Code, Message: msg}, written: true, opened: true, idx: p.idx}
 			continue
 		}
 		w.done <- streamResult{res: api.EnqueueResponse{ID: a.ID, State: a.State, Duplicate: a.Duplicate}}
@@ -445,4 +452,81 @@ func parseOK(line []byte) (api.StreamAnswer, bool) {
 	}
 	a.ID, a.State = string(id), string(state)
 	return a, true
+}
+
+// eachWindow bounds the lines EnqueueEach has sent ahead of their answers.
+const eachWindow = 4096
+
+// EnqueueEach enqueues reqs in their order on the enqueue stream, without
+// waiting for each answer before sending the next job, and calls fn with
+// each job's answer, in the order of reqs: the index, and the answer or
+// the error Enqueue would have given. Every job is its own durable write;
+// a job refused does not stop the others. A job whose line failed in a way
+// Enqueue retries is sent again on its own, after the jobs sent meanwhile.
+// Without a stream (WithoutStream, an older server) it calls Enqueue for
+// each job in turn.
+func (c *Client) EnqueueEach(ctx context.Context, reqs []api.EnqueueRequest, fn func(i int, res api.EnqueueResponse, err error)) {
+	waiters := make([]*streamWaiter, 0, min(len(reqs), eachWindow))
+	first := 0 // index in reqs of waiters[0]
+	settle := func() {
+		w := waiters[0]
+		waiters = waiters[1:]
+		i := first
+		first++
+		if w == nil { // not sent on the stream
+			res, err := c.Enqueue(ctx, reqs[i])
+			fn(i, res, err)
+			return
+		}
+		var r streamResult
+		select {
+		case r = <-w.done:
+		case <-ctx.Done():
+			fn(i, api.EnqueueResponse{}, ctx.Err())
+			return
+		}
+		if r.err == nil {
+			fn(i, r.res, nil)
+			return
+		}
+		if !c.sendAgain(r, reqs[i].UniqueKey != "") {
+			fn(i, api.EnqueueResponse{}, r.err)
+			return
+		}
+		res, err := c.Enqueue(ctx, reqs[i]) // with Enqueue's own retries
+		fn(i, res, err)
+	}
+	for i := range reqs {
+		if len(waiters) == eachWindow {
+			settle()
+		}
+		waiters = append(waiters, c.send(ctx, &reqs[i]))
+	}
+	for len(waiters) > 0 {
+		settle()
+	}
+}
+
+// send hands req to the Client's stream without waiting for its answer;
+// nil when it was not sent there (no stream, or it could not be encoded):
+// the caller then calls Enqueue.
+func (c *Client) send(ctx context.Context, req *api.EnqueueRequest) *streamWaiter {
+	if c.noStream || c.hc.Timeout != 0 || ctx.Err() != nil {
+		return nil
+	}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return nil
+	}
+	w := &streamWaiter{line: append(line, '\n'), done: make(chan streamResult, 1)}
+	for range maxRetries {
+		p := c.openPipe()
+		if p == nil {
+			return nil
+		}
+		if p.submit(w) {
+			return w
+		}
+	}
+	return nil
 }

@@ -285,3 +285,71 @@ func TestParseOKMatchesEncodingJSON(t *testing.T) {
 		t.Fatal("the usual answer was not parsed")
 	}
 }
+
+// EnqueueEach sends the jobs in order and answers each in order; a refused
+// job does not stop the others.
+func TestEnqueueEach(t *testing.T) {
+	ctx := context.Background()
+	rc := &routeCounter{next: newAPI(t)}
+	c := serve(t, rc)
+	reqs := make([]api.EnqueueRequest, 5000)
+	for i := range reqs {
+		reqs[i] = api.EnqueueRequest{Type: "noop", Payload: []byte(fmt.Sprintf(`{"i":%d}`, i))}
+	}
+	reqs[17].Type = "bad type"
+	next, prev := 0, uint64(0)
+	c.EnqueueEach(ctx, reqs, func(i int, res api.EnqueueResponse, err error) {
+		if i != next {
+			t.Fatalf("answer %d came after %d", i, next-1)
+		}
+		next++
+		if i == 17 {
+			wantCode(t, err, http.StatusBadRequest, api.CodeInvalidArgument)
+			return
+		}
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+		var id uint64
+		fmt.Sscan(res.ID, &id)
+		if id <= prev {
+			t.Fatalf("job %d got id %d after %d: not enqueued in order", i, id, prev)
+		}
+		prev = id
+	})
+	if next != len(reqs) {
+		t.Fatalf("%d answers for %d jobs", next, len(reqs))
+	}
+	if n := rc.count("POST /v1/jobs/stream"); n != 1 {
+		t.Fatalf("%d streams, want 1", n)
+	}
+}
+
+// A line answered unknown_outcome (its group's leader was lost) is not
+// sent again without a unique key, as a single request's would not be.
+func TestEnqueueStreamUnknownOutcomeAnswerIsFinal(t *testing.T) {
+	var lines atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		rc.EnableFullDuplex()
+		w.WriteHeader(http.StatusContinue)
+		w.Header().Set("Content-Type", api.ContentTypeNDJSON)
+		w.WriteHeader(http.StatusOK)
+		rc.Flush()
+		br := bufio.NewReader(r.Body)
+		for n := 1; ; n++ {
+			if _, err := br.ReadString('\n'); err != nil {
+				return
+			}
+			lines.Add(1)
+			fmt.Fprintf(w, `{"error":{"code":"unknown_outcome","message":"line %d: leader lost","line":%d}}`+"\n", n, n)
+			rc.Flush()
+		}
+	})
+	c := serve(t, h)
+	_, err := c.Enqueue(context.Background(), enqueueNoop())
+	wantCode(t, err, http.StatusServiceUnavailable, api.CodeUnknownOutcome)
+	if n := lines.Load(); n != 1 {
+		t.Fatalf("the line was sent %d times", n)
+	}
+}

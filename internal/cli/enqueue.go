@@ -31,6 +31,7 @@ type enqueueFlags struct {
 	batch   int
 	ids     bool
 	jsonOut bool
+	stream  bool
 
 	// One job.
 	typ, payload, queue, delay, runAt, uniqueKey, jobTimeout string
@@ -69,12 +70,18 @@ type required, valid durations and names): if any job is bad, every bad one
 is reported as FILE:LINE: problem and nothing is sent. The jobs are then sent
 in batches of --batch (each batch is one durable write, all or none). If the
 server refuses a batch or the connection fails, enqueue stops and says
-exactly which lines were enqueued and which were not.`,
+exactly which lines were enqueued and which were not.
+
+With --stream the jobs go on one enqueue stream (POST /v1/jobs/stream)
+instead: each job is its own durable write with its own answer, so a job
+the server refuses is reported as FILE:LINE: problem and the others are
+still enqueued. depends_on_index needs batches and is refused with --stream.`,
 		Example: `  beaver-raft enqueue --type email --payload '{"to":"ada@example.com"}'
   beaver-raft enqueue --type report --queue nightly --delay 1h --unique-key report-2026-11-26
   beaver-raft enqueue --type publish --depends-on 12,13
   beaver-raft enqueue --file examples/jobs.json
-  seq 1000 | sed 's/.*/{"type":"noop","payload":&}/' | beaver-raft enqueue --file -`,
+  seq 1000 | sed 's/.*/{"type":"noop","payload":&}/' | beaver-raft enqueue --file -
+  seq 1000 | sed 's/.*/{"type":"noop","payload":&}/' | beaver-raft enqueue --file - --stream`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.ids && f.jsonOut {
@@ -102,6 +109,7 @@ exactly which lines were enqueued and which were not.`,
 	f.cf.bind(fs)
 	fs.StringVarP(&f.file, "file", "f", "", "enqueue the jobs of this file: a JSON array or JSON Lines (- for stdin)")
 	fs.IntVar(&f.batch, "batch", defaultEnqueueBatch, "jobs per request with --file (at most the server's limits.max_batch)")
+	fs.BoolVar(&f.stream, "stream", false, "with --file: send the jobs on one enqueue stream, each with its own answer, instead of in batches")
 	fs.BoolVar(&f.ids, "ids", false, "print the ids of the jobs, one per line, instead of a summary")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the server's answer as JSON")
 	fs.StringVar(&f.typ, "type", "", "type of the job: the handler that runs it (required without --file)")
@@ -242,6 +250,9 @@ func enqueueFile(ctx context.Context, e *env, f *enqueueFlags) error {
 		return fmt.Errorf("%s: no jobs in the file", jf.name)
 	}
 	jf.array, jf.jobs = array, jobs
+	if f.stream {
+		return enqueueStream(ctx, e, f, jf)
+	}
 
 	c, err := f.cf.client()
 	if err != nil {

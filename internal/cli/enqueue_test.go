@@ -341,3 +341,33 @@ func TestProgressBar(t *testing.T) {
 	nilBar.show(1)
 	nilBar.clear()
 }
+
+// --stream sends the jobs of a file on one enqueue stream, in the file's
+// order; a job the server refuses is reported by its line and the others
+// are enqueued.
+func TestEnqueueFileStream(t *testing.T) {
+	s := newTestServer(t, nil)
+	file := writeFile(t, "jobs.jsonl", strings.Repeat(`{"type":"x"}`+"\n", 3)+`{"type":"x","payload":{"n":4}}`+"\n")
+	r := run(t, "", "enqueue", "--server", s.url, "--file", file, "--stream", "--ids").must(t, 0)
+	if r.stdout != "1\n2\n3\n4\n" {
+		t.Errorf("--ids: %q", r.stdout)
+	}
+	if jobs := s.jobs(t); len(jobs) != 4 || compact(t, jobs[3].Payload) != `{"n":4}` {
+		t.Fatalf("jobs on the server: %+v", jobs)
+	}
+	// a dependency on a job that does not exist passes the file's checks;
+	// the server refuses it
+	bad := writeFile(t, "bad.jsonl", `{"type":"x"}`+"\n"+`{"type":"x","depends_on":["999"]}`+"\n"+`{"type":"y"}`+"\n")
+	r = run(t, "", "enqueue", "--server", s.url, "--file", bad, "--stream")
+	if r.code != 1 || !strings.Contains(r.stderr, filepath.Base(bad)+":2: invalid_argument") || !strings.Contains(r.stderr, "enqueued 2 of 3 jobs") {
+		t.Fatalf("a refused line: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if jobs := s.jobs(t); len(jobs) != 6 || jobs[5].Type != "y" {
+		t.Fatalf("jobs after a refused line: %d", len(jobs))
+	}
+	dep := writeFile(t, "dep.jsonl", `{"type":"x"}`+"\n"+`{"type":"x","depends_on_index":[0]}`+"\n")
+	r = run(t, "", "enqueue", "--server", s.url, "--file", dep, "--stream")
+	if r.code != 2 || !strings.Contains(r.stderr, "depends_on_index") {
+		t.Fatalf("depends_on_index with --stream: code %d, stderr %q", r.code, r.stderr)
+	}
+}
