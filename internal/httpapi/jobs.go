@@ -160,9 +160,13 @@ func jobSpecs[E ~[]byte](a *API, elems []E, now time.Time) ([]fsm.JobSpec, error
 		prefix := "jobs[" + strconv.Itoa(i) + "]"
 		jr, ok := fastDecodeEnqueue(raw)
 		if !ok {
-			if err := decodeStrict(raw, &jr, prefix); err != nil {
+			// A variable of its own: decodeStrict makes it escape, and jr
+			// would be allocated for every job otherwise.
+			slow := new(enqueueWire)
+			if err := decodeStrict(raw, slow, prefix); err != nil {
 				return nil, err
 			}
+			jr = *slow
 		}
 		var err error
 		if specs[i], err = a.spec(&jr, now, prefix, i); err != nil {
