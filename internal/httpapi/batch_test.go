@@ -2,10 +2,15 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
 )
 
 // batchCases are bodies of POST /v1/jobs/batch for the differential test
@@ -226,4 +231,27 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkBatchDecode(t, a, body)
 	})
+}
+
+// TestBatchResponse: appendBatchResponse writes what writeJSON of the
+// api.BatchResponse writes, byte for byte.
+func TestBatchResponse(t *testing.T) {
+	for _, enq := range [][]fsm.EnqueueResult{
+		{},
+		{{ID: 1}},
+		{{ID: 7, Duplicate: true}, {ID: 0}, {ID: math.MaxUint64, State: fsm.StatePending}, {ID: 1 << 40, Duplicate: true}},
+	} {
+		out := api.BatchResponse{IDs: make([]string, len(enq)), Duplicates: make([]bool, len(enq))}
+		for i, e := range enq {
+			out.IDs[i], out.Duplicates[i] = formatID(e.ID), e.Duplicate
+		}
+		want, err := json.Marshal(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		if got := appendBatchResponse([]byte("x"), enq); string(got) != "x"+string(want) {
+			t.Errorf("%+v: %q, want %q", enq, got[1:], want)
+		}
+	}
 }
