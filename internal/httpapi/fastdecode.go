@@ -246,3 +246,62 @@ func rawValue(data []byte, i int) (raw []byte, next int, ok bool) {
 	}
 	return data[i:j], j, j > i
 }
+
+// batchElems finds the jobs of a batch body of exactly the shape
+//
+//	{"jobs":[elem,elem,...]}
+//
+// (whitespace wherever JSON allows it, the key byte for byte "jobs" and no
+// other key) and returns the elements, in place in body, and how many
+// there are. body must be valid JSON (json.Valid): each element is then
+// delimited by one scan of its bytes (rawValue), not validated. Past max
+// elements it only counts them, as boundedList does: a hostile batch
+// (megabytes of "1,") costs that scan and no memory.
+//
+// Any other shape answers !ok, and the caller decodes body with
+// decodeStrict: encoding/json matches keys case-insensitively, takes the
+// last of duplicates, reads null as no jobs, and it words the errors.
+func batchElems(body []byte, max int) (elems [][]byte, n int, ok bool) {
+	i := skipSpace(body, 0)
+	if i == len(body) || body[i] != '{' {
+		return nil, 0, false
+	}
+	key, i, ok := plainString(body, skipSpace(body, i+1))
+	if !ok || string(key) != "jobs" {
+		return nil, 0, false
+	}
+	if i = skipSpace(body, i); i == len(body) || body[i] != ':' {
+		return nil, 0, false
+	}
+	if i = skipSpace(body, i+1); i == len(body) || body[i] != '[' {
+		return nil, 0, false
+	}
+	if i = skipSpace(body, i+1); i < len(body) && body[i] == ']' {
+		i++ // no jobs
+	} else {
+		for {
+			elem, j, ok := rawValue(body, i)
+			if !ok {
+				return nil, 0, false
+			}
+			if n++; n <= max {
+				elems = append(elems, elem)
+			}
+			if i = skipSpace(body, j); i == len(body) {
+				return nil, 0, false
+			}
+			if body[i] == ']' {
+				i++
+				break
+			}
+			if body[i] != ',' {
+				return nil, 0, false
+			}
+			i = skipSpace(body, i+1)
+		}
+	}
+	if i = skipSpace(body, i); i == len(body) || body[i] != '}' {
+		return nil, 0, false
+	}
+	return elems, n, skipSpace(body, i+1) == len(body)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,34 +61,14 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replic
 
 // POST /v1/jobs/batch
 func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
-	var req struct {
-		Jobs boundedList[json.RawMessage] `json:"jobs"`
-	}
-	req.Jobs.max = a.o.MaxBatch
-	if err := a.decodeBody(w, r, &req); err != nil {
+	body, err := a.readBody(w, r)
+	if err != nil {
 		return err
 	}
-	switch n := req.Jobs.n; {
-	case n == 0:
-		return invalidf("jobs must hold at least one job")
-	case n > a.o.MaxBatch:
-		return tooLargef("jobs holds %d jobs, more than the limit of %d per batch", n, a.o.MaxBatch)
-	}
 	now := a.clock()
-	specs := make([]fsm.JobSpec, len(req.Jobs.items))
-	for i, raw := range req.Jobs.items {
-		prefix := "jobs[" + strconv.Itoa(i) + "]"
-		// raw is valid JSON: the first pass checked the whole body.
-		jr, ok := fastDecodeEnqueue(raw)
-		if !ok {
-			if err := decodeStrict(raw, &jr, prefix); err != nil {
-				return err
-			}
-		}
-		var err error
-		if specs[i], err = a.spec(&jr, now, prefix, i); err != nil {
-			return err
-		}
+	specs, err := a.batchSpecs(body, now)
+	if err != nil {
+		return err
 	}
 	if err := a.checkDepth(rep, len(specs)); err != nil {
 		return err
@@ -103,12 +84,119 @@ func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.R
 		}
 		return rejection(res.Err, prefix, 0, 0, nil)
 	}
-	out := api.BatchResponse{IDs: make([]string, len(res.Enqueued)), Duplicates: make([]bool, len(res.Enqueued))}
-	for i, e := range res.Enqueued {
-		out.IDs[i], out.Duplicates[i] = formatID(e.ID), e.Duplicate
-	}
-	writeJSON(w, http.StatusCreated, out)
+	writeBody(w, http.StatusCreated, appendBatchResponse(nil, res.Enqueued))
 	return nil
+}
+
+// appendBatchResponse appends the answer of a batch, api.BatchResponse, in
+// JSON and with the newline of writeJSON: byte for byte what writeJSON
+// writes, without a string per id and without reflection.
+func appendBatchResponse(b []byte, enq []fsm.EnqueueResult) []byte {
+	b = slices.Grow(b, len(`{"ids":[],"duplicates":[]}`)+len(enq)*len(`"18446744073709551615",false,`)+1)
+	b = append(b, `{"ids":[`...)
+	for i := range enq {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		if id := enq[i].ID; id != 0 { // formatID
+			b = strconv.AppendUint(b, id, 10)
+		}
+		b = append(b, '"')
+	}
+	b = append(b, `],"duplicates":[`...)
+	for i := range enq {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendBool(b, enq[i].Duplicate)
+	}
+	return append(b, "]}\n"...)
+}
+
+// batchSpecs decodes the body of POST /v1/jobs/batch into the specs of its
+// jobs. A body of the common shape takes batchSpecsFast; any other, and
+// every body the fast path is not sure of, batchSpecsStrict, whose answer
+// (and error message) is then the answer.
+func (a *API) batchSpecs(body []byte, now time.Time) ([]fsm.JobSpec, error) {
+	if specs, ok, err := a.batchSpecsFast(body, now); ok {
+		return specs, err
+	}
+	return a.batchSpecsStrict(body, now)
+}
+
+// batchSpecsFast is batchSpecsStrict for a body that is valid JSON of
+// exactly the shape batchElems reads: one pass of json.Valid and one scan
+// find the jobs in place, with no encoding/json and no copy of them. When
+// ok, its specs and error are those of batchSpecsStrict; when not, it did
+// nothing that the caller must undo.
+func (a *API) batchSpecsFast(body []byte, now time.Time) (specs []fsm.JobSpec, ok bool, err error) {
+	if !json.Valid(body) {
+		return nil, false, nil
+	}
+	elems, n, ok := batchElems(body, a.o.MaxBatch)
+	if !ok {
+		return nil, false, nil
+	}
+	if err := a.batchSize(n); err != nil {
+		return nil, true, err
+	}
+	specs, err = jobSpecs(a, elems, now)
+	return specs, true, err
+}
+
+// batchSpecsStrict decodes a batch body with decodeStrict: the whole body,
+// then each job. It answers every body, and is the reference that
+// batchSpecsFast must agree with.
+func (a *API) batchSpecsStrict(body []byte, now time.Time) ([]fsm.JobSpec, error) {
+	var req struct {
+		Jobs boundedList[json.RawMessage] `json:"jobs"`
+	}
+	req.Jobs.max = a.o.MaxBatch
+	if err := decodeStrict(body, &req, ""); err != nil {
+		return nil, err
+	}
+	if err := a.batchSize(req.Jobs.n); err != nil {
+		return nil, err
+	}
+	return jobSpecs(a, req.Jobs.items, now)
+}
+
+// batchSize refuses a batch of no job or of more than MaxBatch jobs.
+func (a *API) batchSize(n int) error {
+	switch {
+	case n == 0:
+		return invalidf("jobs must hold at least one job")
+	case n > a.o.MaxBatch:
+		return tooLargef("jobs holds %d jobs, more than the limit of %d per batch", n, a.o.MaxBatch)
+	}
+	return nil
+}
+
+// jobSpecs decodes the jobs of a batch, each a valid JSON value, and turns
+// them into specs, in order: the first job that fails, at decoding or at
+// building, gives the error, named "jobs[i]". It is a function because a
+// method cannot have a type parameter: E is json.RawMessage or []byte.
+func jobSpecs[E ~[]byte](a *API, elems []E, now time.Time) ([]fsm.JobSpec, error) {
+	specs := make([]fsm.JobSpec, len(elems))
+	for i, raw := range elems {
+		prefix := "jobs[" + strconv.Itoa(i) + "]"
+		jr, ok := fastDecodeEnqueue(raw)
+		if !ok {
+			// A variable of its own: decodeStrict makes it escape, and jr
+			// would be allocated for every job otherwise.
+			slow := new(enqueueWire)
+			if err := decodeStrict(raw, slow, prefix); err != nil {
+				return nil, err
+			}
+			jr = *slow
+		}
+		var err error
+		if specs[i], err = a.spec(&jr, now, prefix, i); err != nil {
+			return nil, err
+		}
+	}
+	return specs, nil
 }
 
 // spec turns one enqueue request into a JobSpec through the one builder

@@ -1,0 +1,257 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/fsm"
+)
+
+// batchCases are bodies of POST /v1/jobs/batch for the differential test
+// of batchSpecsFast against batchSpecsStrict (with fuzzOptions: at most 8
+// jobs), and whether the fast path must answer them itself: a fast path
+// that gave everything up would agree with the strict one too.
+var batchCases = []struct {
+	body string
+	fast bool
+}{
+	// the common shape, with whitespace wherever JSON allows it
+	{`{"jobs":[{"type":"t"}]}`, true},
+	{`{"jobs":[{"queue":"q","type":"t","payload":{"a":[1,{"b":"]}"}]},"priority":-3,"run_at":"2031-01-02T03:04:05Z","max_attempts":4,"timeout":"1m","unique_key":"k"},{"type":"u","delay":"5s"}]}`, true},
+	{" \t\r\n{ \n\"jobs\" \t:\r [ \n{\"type\":\"t\"} \n, {\"type\":\"u\"}\t] \r} \n", true},
+	{`{"jobs":[ {"type":"t"},{"type":"t"} ,{"type":"t"}]}`, true},
+	// strings with escapes and unicode, inside the jobs and their payloads
+	{`{"jobs":[{"type":"t","payload":"a \"b\" \\ \u00e9 } ] , {"}]}`, true},
+	{`{"jobs":[{"type":"t","payload":{"k\"]}":"v\\\\"}},{"type":"t"}]}`, true},
+	{`{"jobs":[{"type":"t\u0041"},{"type":"\/t"}]}`, true},
+	{`{"jobs":[{"type":"t","unique_key":"héllo ✓ 😀"},{"type":"t","unique_key":"\ud83d\ude00"}]}`, true},
+	{`{"jobs":[{"type":"t","payload":"\u00e9\ud83d\ude00"}]}`, true},
+	// nested payloads, and payloads of every kind
+	{`{"jobs":[{"type":"t","payload":[[[[{"x":[{}]}]]]]},{"type":"t","payload":[]},{"type":"t","payload":{}}]}`, true},
+	{`{"jobs":[{"type":"t","payload":-1.5e+10},{"type":"t","payload":true},{"type":"t","payload":null},{"type":"t","payload":"s"}]}`, true},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}]}`, true},
+	// jobs the element fast path refuses: decodeStrict decodes them, or
+	// names them in its error ("jobs[1]: ...")
+	{`{"jobs":[{"type":"t"},{"TYPE":"t","Priority":1}]}`, true},
+	{`{"jobs":[{"type":"t"},{"type":"t","foo":1}]}`, true},
+	{`{"jobs":[{"type":"t"},{"type":"a","type":"b"}]}`, true},
+	{`{"jobs":[{"type":"t"},null]}`, true},
+	{`{"jobs":[{"type":"t"},1]}`, true},
+	{`{"jobs":[{"type":"t"},"t"]}`, true},
+	{`{"jobs":[{"type":"t"},[{"type":"t"}]]}`, true},
+	{`{"jobs":[{"type":5}]}`, true},
+	{`{"jobs":[{"type":"t","priority":"1"}]}`, true},
+	{`{"jobs":[{"type":"t","priority":1.5}]}`, true},
+	{`{"jobs":[{"type":"t","priority":2147483648}]}`, true},
+	{`{"jobs":[{"type":"t","max_attempts":[1]}]}`, true},
+	{`{"jobs":[{"type":"t","payload":null,"queue":null,"run_at":null}]}`, true},
+	{`{"jobs":[{"type":"t","depends_on_index":[0]}]}`, true},
+	{`{"jobs":[{"type":"t"},{"type":"t","depends_on_index":[0]},{"type":"t","depends_on":["1"]}]}`, true},
+	// jobs that decode but that the builder refuses: the first failing
+	// job, decoding or building, gives the error
+	{`{"jobs":[{"type":"t"},{"type":"bad type"}]}`, true},
+	{`{"jobs":[{"type":"t","delay":"-1s"},{"type":"t","foo":1}]}`, true},
+	{`{"jobs":[{"type":"t","foo":1},{"type":"t","delay":"-1s"}]}`, true},
+	{`{"jobs":[{"type":"t","run_at":"2030-01-01T00:00:00Z","delay":"1s"}]}`, true},
+	{`{"jobs":[{"type":"t","run_at":17}]}`, true},
+	{`{"jobs":[{"type":"t","payload":"` + strings.Repeat("x", 253) + `"}]}`, true},
+	{`{"jobs":[{}]}`, true},
+	// no jobs, and too many
+	{`{"jobs":[]}`, true},
+	{`{"jobs":[ ]}`, true},
+	{`{"jobs":[{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"}]}`, true},
+	{`{"jobs":[{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"}]}`, true},
+	{`{"jobs":[1,2,3,4,5,6,7,8,9,10]}`, true},
+	{`{"jobs":[{"foo":1},2,"3",[4],null,true,false,{},{}]}`, true},
+	// every other shape goes to decodeStrict
+	{`{"jobs":[{"type":"t"}],"jobs":[{"type":"u"}]}`, false},
+	{`{"jobs":[{"type":"t"}],"Jobs":[{"type":"u"}]}`, false},
+	{`{"JOBS":[{"type":"t"}]}`, false},
+	{`{"Jobs":[{"Type":"t"}]}`, false},
+	{`{"jo\u0062s":[{"type":"t"}]}`, false},
+	{`{"jobs":[{"type":"t"}],"x":1}`, false},
+	{`{"x":1,"jobs":[{"type":"t"}]}`, false},
+	{`{"jobs":[],"x":1}`, false},
+	{`{"jobs":null}`, false},
+	{`{"jobs":{}}`, false},
+	{`{"jobs":"t"}`, false},
+	{`{"jobs":1}`, false},
+	{`{}`, false},
+	{`null`, false},
+	{`[]`, false},
+	{`[{"type":"t"}]`, false},
+	{`"jobs"`, false},
+	{``, false},
+	{` `, false},
+	// invalid JSON, and trailing data
+	{`{`, false},
+	{`{"jobs":[{"type":"t"}]`, false},
+	{`{"jobs":[{"type":"t"},]}`, false},
+	{`{"jobs":[{"type":"t"} {"type":"u"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{"a":}}]}`, false},
+	{`{"jobs":[{"type":"t"}]} {"jobs":[]}`, false},
+	{`{"jobs":[{"type":"t"}]}]`, false},
+	{`{"jobs":[{"type":"t"}]}x`, false},
+	{`{"jobs":[` + strings.Repeat("[", 20000) + `]}`, false},
+	{"{\"jobs\":[{\"type\":\"t\n\"}]}", false},
+}
+
+// checkBatchDecode fails unless batchSpecsFast and batchSpecsStrict give
+// the same specs or the same error for body, and reports whether the fast
+// path answered it.
+func checkBatchDecode(t *testing.T, a *API, body []byte) bool {
+	t.Helper()
+	now := a.clock()
+	fast, ok, fastErr := a.batchSpecsFast(body, now)
+	strict, strictErr := a.batchSpecsStrict(body, now)
+	if !ok {
+		if fast != nil || fastErr != nil {
+			t.Fatalf("%q: not handled, yet %d specs and error %v", body, len(fast), fastErr)
+		}
+		return false
+	}
+	if !sameError(fastErr, strictErr) {
+		t.Fatalf("%q: fast path answers %s, decodeStrict %s", body, describeError(fastErr), describeError(strictErr))
+	}
+	if !reflect.DeepEqual(fast, strict) {
+		t.Fatalf("%q: fast path gives %+v, decodeStrict %+v", body, fast, strict)
+	}
+	return true
+}
+
+// sameError reports whether a and b are the same answer: the same status,
+// code, message and Retry-After of an *httpError, or errors alike.
+func sameError(a, b error) bool {
+	var ha, hb *httpError
+	if errors.As(a, &ha) != errors.As(b, &hb) {
+		return false
+	}
+	if ha != nil {
+		return ha.status == hb.status && ha.code == hb.code && ha.msg == hb.msg && ha.retryAfter == hb.retryAfter
+	}
+	return (a == nil) == (b == nil) && (a == nil || a.Error() == b.Error())
+}
+
+func describeError(err error) string {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.code + " (" + he.msg + ")"
+	}
+	if err == nil {
+		return "no error"
+	}
+	return err.Error()
+}
+
+// TestBatchDecodeDifferential: on every body of batchCases the fast path
+// agrees with decodeStrict, and it answers those of the common shape.
+func TestBatchDecodeDifferential(t *testing.T) {
+	a := New(fuzzOptions())
+	for _, c := range batchCases {
+		if got := checkBatchDecode(t, a, []byte(c.body)); got != c.fast {
+			t.Errorf("%q: handled by the fast path %v, want %v", c.body, got, c.fast)
+		}
+	}
+	for _, s := range seedBatch {
+		checkBatchDecode(t, a, []byte(s))
+	}
+	// The benchmark's batch: 3 jobs as a client library sends them.
+	body, _ := benchBatch(3)
+	if !checkBatchDecode(t, a, body) {
+		t.Error("the benchmark's batch fell back to decodeStrict")
+	}
+	specs, err := a.batchSpecs(body, a.clock())
+	if err != nil || len(specs) != 3 || specs[2].UniqueKey != "welcome-2" || specs[1].Priority != 1 || specs[0].Queue != "emails" {
+		t.Errorf("batchSpecs: %+v, %v", specs, err)
+	}
+}
+
+// TestBatchDecodeHostile: a batch of 262,145 tiny jobs, far over
+// MaxBatch, is refused by the fast path after one scan, with memory for
+// at most MaxBatch jobs and none decoded.
+func TestBatchDecodeHostile(t *testing.T) {
+	a := New(fuzzOptions())
+	body := []byte(`{"jobs":[` + strings.Repeat("1,", 1<<18) + `1]}`)
+	_, ok, err := a.batchSpecsFast(body, a.clock())
+	var he *httpError
+	if !ok || !errors.As(err, &he) || he.code != "payload_too_large" || !strings.Contains(he.msg, "262145 jobs") {
+		t.Fatalf("handled %v, error %v", ok, err)
+	}
+	if allocs := testing.AllocsPerRun(3, func() { a.batchSpecsFast(body, a.clock()) }); allocs > 10 {
+		t.Errorf("%v allocations for a refused batch", allocs)
+	}
+	checkBatchDecode(t, a, body)
+}
+
+// TestBatchElemsInPlace: the jobs found are slices of the body, not
+// copies, and exactly the bytes of each element.
+func TestBatchElemsInPlace(t *testing.T) {
+	body := []byte(" {\"jobs\" : [ {\"type\":\"t\"} ,\n\"a,]\\\"\" , [1,[2]] ,3] } ")
+	elems, n, ok := batchElems(body, 10)
+	if !ok || n != 4 || len(elems) != 4 {
+		t.Fatalf("batchElems: %q, %d, %v", elems, n, ok)
+	}
+	for i, want := range []string{`{"type":"t"}`, `"a,]\""`, `[1,[2]]`, `3`} {
+		if string(elems[i]) != want {
+			t.Errorf("element %d: %q, want %q", i, elems[i], want)
+		}
+		if start := bytes.Index(body, elems[i]); start < 0 || &body[start] != &elems[i][0] {
+			t.Errorf("element %d is not in place in the body", i)
+		}
+	}
+	if elems, n, ok := batchElems(body, 2); !ok || n != 4 || len(elems) != 2 {
+		t.Errorf("over max: %q, %d, %v", elems, n, ok)
+	}
+}
+
+// FuzzBatchDecode is a differential test of batchSpecsFast against
+// batchSpecsStrict on any bytes (the handler sees only valid UTF-8; the
+// two must agree on the rest too).
+//
+//	go test -run '^$' -fuzz '^FuzzBatchDecode$' -fuzztime 60s ./internal/httpapi/
+func FuzzBatchDecode(f *testing.F) {
+	for _, c := range batchCases {
+		f.Add([]byte(c.body))
+	}
+	for _, s := range seedBatch {
+		f.Add([]byte(s))
+	}
+	for _, s := range fastDecodeSeeds {
+		f.Add([]byte(`{"jobs":[` + s + `]}`))
+	}
+	body, _ := benchBatch(3)
+	f.Add(body)
+	a := New(fuzzOptions())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkBatchDecode(t, a, body)
+	})
+}
+
+// TestBatchResponse: appendBatchResponse writes what writeJSON of the
+// api.BatchResponse writes, byte for byte.
+func TestBatchResponse(t *testing.T) {
+	for _, enq := range [][]fsm.EnqueueResult{
+		{},
+		{{ID: 1}},
+		{{ID: 7, Duplicate: true}, {ID: 0}, {ID: math.MaxUint64, State: fsm.StatePending}, {ID: 1 << 40, Duplicate: true}},
+	} {
+		out := api.BatchResponse{IDs: make([]string, len(enq)), Duplicates: make([]bool, len(enq))}
+		for i, e := range enq {
+			out.IDs[i], out.Duplicates[i] = formatID(e.ID), e.Duplicate
+		}
+		want, err := json.Marshal(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		if got := appendBatchResponse([]byte("x"), enq); string(got) != "x"+string(want) {
+			t.Errorf("%+v: %q, want %q", enq, got[1:], want)
+		}
+	}
+}
