@@ -457,9 +457,11 @@ func parseOK(line []byte) (api.StreamAnswer, bool) {
 // eachWindow bounds the lines EnqueueEach has sent ahead of their answers.
 const eachWindow = 4096
 
-// EnqueueEach enqueues reqs in their order on the enqueue stream, without
+// EnqueueEach sends reqs in their order on the enqueue stream, without
 // waiting for each answer before sending the next job, and calls fn with
-// each job's answer, in the order of reqs: the index, and the answer or
+// each job's answer, in the order of reqs (the server writes the lines
+// that arrive together as one write, and a few writes at once: ids follow
+// the order of reqs within a write, not always across writes): the index, and the answer or
 // the error Enqueue would have given. Every job is its own durable write;
 // a job refused does not stop the others. A job whose line failed in a way
 // Enqueue retries is sent again on its own, after the jobs sent meanwhile.

