@@ -2,7 +2,8 @@
 // `beaver-raft bench` command, usable without the command line (tests, and
 // the peer comparison in bench/peers).
 //
-// A run drives one scenario over HTTP with the Go client against a server:
+// A run drives one scenario over HTTP (plain single-job requests, the Go
+// client, or POST /v1/jobs/stream, as the scenario says) against a server:
 // its own, started in this process on a temporary data directory, or a
 // running one (Options.Server). It reports jobs per second, the latency of
 // the requests, and the server's CPU time and memory.
