@@ -2,15 +2,27 @@
 // `beaver-raft bench` command, usable without the command line (tests, and
 // the peer comparison in bench/peers).
 //
-// A run drives one scenario over HTTP with the Go client against a server:
+// A run drives one scenario over HTTP (plain single-job requests, the Go
+// client, or POST /v1/jobs/stream, as the scenario says) against a server:
 // its own, started in this process on a temporary data directory, or a
 // running one (Options.Server). It reports jobs per second, the latency of
 // the requests, and the server's CPU time and memory.
 //
 // # Scenarios
 //
-//   - enqueue: single-job POST /v1/jobs from Clients concurrent clients.
+//   - enqueue: single-job POST /v1/jobs from Clients concurrent clients,
+//     over plain HTTP (the load generator of single.go, not the Go
+//     client's Enqueue).
+//   - noop-http: the same load generator against an HTTP handler in this
+//     process that reads the body and answers 201 with a fixed body: the
+//     floor of enqueue on this machine (HTTP and the load generator
+//     alone). Quote enqueue as a ratio of it.
+//   - enqueue-client: Clients goroutines calling the Go client's Enqueue
+//     on one shared client.Client (whatever Enqueue does underneath).
 //   - enqueue-batch: POST /v1/jobs/batch with Batch jobs per request.
+//   - stream: Clients POST /v1/jobs/stream streams, each writing its
+//     share of Jobs lines as fast as it can while it reads the answers;
+//     timed from the first line written to the last answer.
 //   - e2e: enqueue Jobs noop jobs (batches) while the server's own workers
 //     run them; timed from the first enqueue to the last completion.
 //   - remote: enqueue Jobs jobs of a type the server has no handler for
@@ -54,15 +66,18 @@ type Scenario string
 
 // The scenarios; see the package documentation.
 const (
-	Enqueue      Scenario = "enqueue"
-	EnqueueBatch Scenario = "enqueue-batch"
-	E2E          Scenario = "e2e"
-	Remote       Scenario = "remote"
-	Recovery     Scenario = "recovery"
+	Enqueue       Scenario = "enqueue"
+	NoopHTTP      Scenario = "noop-http"
+	EnqueueClient Scenario = "enqueue-client"
+	EnqueueBatch  Scenario = "enqueue-batch"
+	Stream        Scenario = "stream"
+	E2E           Scenario = "e2e"
+	Remote        Scenario = "remote"
+	Recovery      Scenario = "recovery"
 )
 
 // Scenarios lists every scenario, in the order of the documentation.
-var Scenarios = []Scenario{Enqueue, EnqueueBatch, E2E, Remote, Recovery}
+var Scenarios = []Scenario{Enqueue, NoopHTTP, EnqueueClient, EnqueueBatch, Stream, E2E, Remote, Recovery}
 
 // RemoteMode is how the remote scenario's workers run.
 type RemoteMode string
@@ -98,16 +113,29 @@ const (
 )
 
 // ClientsDefault is the default of Options.Clients for sc: many
-// single-job clients (a group commit needs concurrency), a few batch
-// clients or remote workers. It is 0 for an unknown scenario.
+// single-job clients (a group commit needs concurrency), one stream (it
+// pipelines on its own), a few batch clients or remote workers. It is 0
+// for an unknown scenario.
 func ClientsDefault(sc Scenario) int {
 	switch sc {
-	case Enqueue:
+	case Enqueue, NoopHTTP, EnqueueClient:
 		return 64
+	case Stream:
+		return 1
 	case EnqueueBatch, E2E, Remote, Recovery:
 		return 4
 	}
 	return 0
+}
+
+// timedByDuration says whether sc may run for Options.Duration instead of
+// a number of jobs.
+func timedByDuration(sc Scenario) bool {
+	switch sc {
+	case Enqueue, NoopHTTP, EnqueueClient, EnqueueBatch:
+		return true
+	}
+	return false
 }
 
 // stallTimeout fails e2e and remote when no job completes for this long
@@ -157,11 +185,12 @@ type Options struct {
 	Logger *slog.Logger
 
 	// Jobs is the number of jobs (default 50,000), unless Duration is set:
-	// then enqueue and enqueue-batch run for that long.
+	// then enqueue, noop-http, enqueue-client and enqueue-batch run for
+	// that long. The stream scenario splits Jobs among its streams.
 	Jobs     int
 	Duration time.Duration
-	// Clients is the number of concurrent clients: enqueuers, remote
-	// workers, or the recovery scenario's fillers (default:
+	// Clients is the number of concurrent clients: enqueuers, streams,
+	// remote workers, or the recovery scenario's fillers (default:
 	// ClientsDefault).
 	Clients int
 	// Batch is the jobs per batch request (enqueue-batch, and the enqueues
@@ -232,8 +261,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Duration < 0 {
 		errs = append(errs, fmt.Errorf("bench: duration must not be negative"))
 	}
-	if o.Duration > 0 && o.Scenario != Enqueue && o.Scenario != EnqueueBatch {
-		errs = append(errs, fmt.Errorf("bench: --duration applies to enqueue and enqueue-batch; %s runs a number of jobs (--jobs)", o.Scenario))
+	if o.Duration > 0 && !timedByDuration(o.Scenario) {
+		errs = append(errs, fmt.Errorf("bench: --duration applies to enqueue, noop-http, enqueue-client and enqueue-batch; %s runs a number of jobs (--jobs)", o.Scenario))
+	}
+	if o.Scenario == NoopHTTP && (o.Server != "" || o.Cluster > 0) {
+		errs = append(errs, errors.New("bench: noop-http measures a handler in this process: leave out --server and --cluster"))
 	}
 	if o.RemoteMode != RemoteLean && o.RemoteMode != RemoteWorker {
 		errs = append(errs, fmt.Errorf("bench: remote mode %q is not lean or worker", o.RemoteMode))
@@ -283,8 +315,9 @@ func scenarioList() string {
 // Result is what a run measured.
 type Result struct {
 	Scenario Scenario `json:"scenario"`
-	// Target is "in-process", "child process" (recovery) or the server's
-	// URL.
+	// Target is "in-process", "child process" (recovery), the server's
+	// URL, an in-process cluster's description, or the noop-http
+	// handler's description.
 	Target string `json:"target"`
 	// Sync and Workers are the settings of a server this run started.
 	Sync    string `json:"sync,omitempty"`
@@ -308,6 +341,8 @@ type Result struct {
 	JobsPerSec float64       `json:"jobs_per_sec"`
 	Requests   int           `json:"requests"`
 	Latency    []Latency     `json:"latency"`
+	// Answered is the requests the noop-http handler answered.
+	Answered int `json:"answered,omitempty"`
 	// Fill is the untimed enqueue before the timed phase (remote,
 	// recovery).
 	Fill *Phase `json:"fill,omitempty"`
@@ -389,6 +424,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var t *target
 	switch {
+	case o.Scenario == NoopHTTP:
+		t, err = startNoop()
+		r.res.Queue = ""
 	case o.Server != "":
 		t, err = dialTarget(ctx, o)
 	case o.Cluster > 0:
@@ -431,6 +469,12 @@ func (r *run) scenario(ctx context.Context) error {
 	switch r.o.Scenario {
 	case Enqueue:
 		err = r.enqueue(ctx)
+	case NoopHTTP:
+		err = r.noopHTTP(ctx)
+	case EnqueueClient:
+		err = r.enqueueClient(ctx)
+	case Stream:
+		err = r.stream(ctx)
 	case EnqueueBatch:
 		r.res.Batch = r.o.Batch
 		err = r.enqueueBatch(ctx)

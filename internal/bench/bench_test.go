@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,6 +70,71 @@ func TestEnqueueBatch(t *testing.T) {
 	}
 }
 
+func TestNoopHTTP(t *testing.T) {
+	res := runOK(t, tiny(t, NoopHTTP))
+	if res.Jobs != 200 || res.Requests != 200 || res.Answered != 200 {
+		t.Fatalf("jobs %d, requests %d, answered %d", res.Jobs, res.Requests, res.Answered)
+	}
+	if l := res.Latency[0]; l.Name != "request" || l.Count != 200 || l.P50 <= 0 {
+		t.Fatalf("latency %+v", l)
+	}
+	if res.Server.Source != "self" || !strings.HasPrefix(res.Target, "noop HTTP handler") || res.WAL != nil || res.Counts.Pending != 0 {
+		t.Fatalf("target %q, usage %+v, wal %+v, counts %+v", res.Target, res.Server, res.WAL, res.Counts)
+	}
+}
+
+func TestEnqueueClient(t *testing.T) {
+	res := runOK(t, tiny(t, EnqueueClient))
+	if res.Jobs != 200 || res.Requests != 200 || res.Counts.Pending != 200 {
+		t.Fatalf("jobs %d, requests %d, counts %+v", res.Jobs, res.Requests, res.Counts)
+	}
+}
+
+func TestStream(t *testing.T) {
+	for _, clients := range []int{1, 3} {
+		t.Run(fmt.Sprint(clients), func(t *testing.T) {
+			o := tiny(t, Stream)
+			o.Clients = clients
+			res := runOK(t, o)
+			if res.Jobs != 200 || res.Requests != clients || res.Counts.Pending != 200 {
+				t.Fatalf("jobs %d, requests %d, counts %+v", res.Jobs, res.Requests, res.Counts)
+			}
+			if l := res.Latency[0]; l.Name != "line" || l.Count != 200 || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
+				t.Fatalf("latency %+v", l)
+			}
+		})
+	}
+}
+
+// A stream's error answer fails the run and says which line and why.
+func TestStreamErrorAnswer(t *testing.T) {
+	o := tiny(t, Stream)
+	o.Jobs = 2
+	o.PayloadSize = int(config.MaxPayloadDefault) + 1
+	_, err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "line 1 answered payload_too_large") {
+		t.Fatalf("err %v, want line 1's payload_too_large", err)
+	}
+}
+
+func TestCheckAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		answer, want string
+	}{
+		{`{"id":"12","state":"pending","duplicate":false}` + "\n", ""},
+		{`{"state":"pending","id":"12"}`, ""},
+		{`{"error":{"code":"queue_full","message":"line 7: full","line":7}}`, "line 7 answered queue_full: line 7: full"},
+		{`{"error":{"code":"unavailable","message":"shutting down"}}`, "the server ended the stream: unavailable"},
+		{`{"state":"pending"}`, "without an id"},
+		{`nope`, "not JSON"},
+	} {
+		err := checkAnswer([]byte(tc.answer))
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: err %v, want %q", tc.answer, err, tc.want)
+		}
+	}
+}
+
 func TestEnqueueForDuration(t *testing.T) {
 	o := tiny(t, Enqueue)
 	o.Duration = 100 * time.Millisecond
@@ -126,7 +192,7 @@ func TestRunningServer(t *testing.T) {
 	case err := <-done:
 		t.Fatal(err)
 	}
-	for _, sc := range []Scenario{Enqueue, E2E} {
+	for _, sc := range []Scenario{Enqueue, EnqueueClient, Stream, E2E} {
 		t.Run(string(sc), func(t *testing.T) {
 			o := tiny(t, sc)
 			o.Server, o.Token = "http://"+s.Addr().String(), "s3cret"
@@ -147,6 +213,13 @@ func TestRunningServer(t *testing.T) {
 	t.Run("bad token", func(t *testing.T) {
 		o := tiny(t, Enqueue)
 		o.Server = "http://" + s.Addr().String()
+		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("err %v, want a 401", err)
+		}
+	})
+	t.Run("stream bad token", func(t *testing.T) {
+		o := tiny(t, Stream)
+		o.Server, o.Token = "http://"+s.Addr().String(), "wrong"
 		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "401") {
 			t.Fatalf("err %v, want a 401", err)
 		}
@@ -236,6 +309,9 @@ func TestOptionErrors(t *testing.T) {
 		{Options{Scenario: "nope"}, `unknown scenario "nope"`},
 		{Options{Scenario: Enqueue, Clients: -1}, "clients must be at least 1"},
 		{Options{Scenario: E2E, Duration: time.Second}, "--duration applies to enqueue"},
+		{Options{Scenario: Stream, Duration: time.Second}, "--duration applies to enqueue"},
+		{Options{Scenario: NoopHTTP, Server: "http://x"}, "noop-http measures a handler in this process"},
+		{Options{Scenario: NoopHTTP, Cluster: 3}, "noop-http measures a handler in this process"},
 		{Options{Scenario: Recovery, Server: "http://x"}, "leave out --server"},
 		{Options{Scenario: Enqueue, Sync: "sometimes"}, `sync "sometimes"`},
 		{Options{Scenario: Remote, RemoteMode: "fast"}, `remote mode "fast"`},

@@ -129,10 +129,12 @@ func startCluster(ctx context.Context, o Options) (t *target, err error) {
 		}
 	}
 	lrep, trep := leader.s.Replica(), tgt.s.Replica()
-	c := client.New("http://" + tgt.s.Addr().String())
+	base := "http://" + tgt.s.Addr().String()
+	c := client.New(base)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	return &target{
 		name:        clusterName(n, tgt.id, leader.id),
+		url:         base,
 		c:           c,
 		dir:         tgt.dir,
 		usageSource: "self",

@@ -11,7 +11,7 @@ func TestCluster(t *testing.T) {
 	for _, tc := range []struct {
 		sc     Scenario
 		target ClusterTarget
-	}{{Enqueue, TargetLeader}, {EnqueueBatch, TargetFollower}, {Remote, TargetFollower}} {
+	}{{Enqueue, TargetLeader}, {EnqueueBatch, TargetFollower}, {Remote, TargetFollower}, {Stream, TargetFollower}} {
 		t.Run(string(tc.sc)+"/"+string(tc.target), func(t *testing.T) {
 			o := tiny(t, tc.sc)
 			o.Jobs = 60

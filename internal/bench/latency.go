@@ -9,7 +9,8 @@ import (
 // Latency summarises one distribution of latencies.
 type Latency struct {
 	// Name says what was timed: "request", "job" (a batch request's time
-	// divided by its jobs), "lease", "ack", "enqueue".
+	// divided by its jobs), "lease", "ack", "enqueue", "line" (a stream's
+	// line from written to answered).
 	Name  string        `json:"name"`
 	Count int           `json:"count"`
 	P50   time.Duration `json:"p50_ns"`

@@ -64,8 +64,12 @@ func WriteText(w io.Writer, res *Result) error {
 		row("wal", "%s fdatasyncs, %s each on average, %.0f%% of the time; %.1f records per fdatasync",
 			thousands(float64(w.Fsyncs)), roundDur(w.FsyncAvg), w.FsyncBusy*100, w.RecordsPerFsync)
 	}
-	c := res.Counts
-	row("queue", "%s: %d pending, %d in flight, %d completed, %d failed", res.Queue, c.Pending, c.InFlight, c.Completed, c.Failed)
+	if res.Scenario == NoopHTTP {
+		row("answered", "%s requests answered by the noop handler", thousands(float64(res.Answered)))
+	} else {
+		c := res.Counts
+		row("queue", "%s: %d pending, %d in flight, %d completed, %d failed", res.Queue, c.Pending, c.InFlight, c.Completed, c.Failed)
+	}
 	return tw.Flush()
 }
 
@@ -74,6 +78,16 @@ func loadText(res *Result) string {
 	switch res.Scenario {
 	case Enqueue:
 		return fmt.Sprintf("%d clients, one job per request, %s", res.Clients, p)
+	case NoopHTTP:
+		return fmt.Sprintf("%d clients, one job per request (enqueue's load generator), %s; the handler only reads the body and answers 201", res.Clients, p)
+	case EnqueueClient:
+		return fmt.Sprintf("%d goroutines calling client.Enqueue on one shared client, %s", res.Clients, p)
+	case Stream:
+		streams := "streams"
+		if res.Clients == 1 {
+			streams = "stream"
+		}
+		return fmt.Sprintf("%d %s (POST /v1/jobs/stream), lines written without waiting for answers, %s", res.Clients, streams, p)
 	case EnqueueBatch:
 		return fmt.Sprintf("%d clients, %d jobs per request, %s", res.Clients, res.Batch, p)
 	case E2E:

@@ -17,37 +17,6 @@ import (
 // that no lease expires during a run.
 const remoteLease = 10 * time.Minute
 
-// enqueue: single-job POST /v1/jobs from Clients clients.
-func (r *run) enqueue(ctx context.Context) error {
-	w := newWork(r.o)
-	lat := newRecorder("request")
-	req := api.EnqueueRequest{Queue: r.queue, Type: TypeBench, Payload: r.payload}
-	prog := startProgress(r.o.Progress, "enqueue", r.o.Jobs*boolInt(r.o.Duration == 0), r.o.Duration)
-	defer prog.end()
-	var done atomic.Int64
-	err := r.timed(ctx, func() error {
-		return group(ctx, r.o.Clients, func(ctx context.Context, _ int) error {
-			sh := lat.shard()
-			for w.take(1) == 1 {
-				start := time.Now()
-				if _, err := r.t.c.Enqueue(ctx, req); err != nil {
-					return fmt.Errorf("bench: enqueue: %w", err)
-				}
-				sh.add(time.Since(start))
-				done.Add(1)
-				prog.add(1)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	l := lat.summary()
-	r.res.Jobs, r.res.Requests, r.res.Latency = int(done.Load()), l.Count, []Latency{l}
-	return nil
-}
-
 // enqueueBatches enqueues jobs of type typ in batches of r.o.Batch from
 // r.o.Clients clients until w runs out. It records each request's latency
 // in reqLat and its latency per job in jobLat (if not nil), and returns the

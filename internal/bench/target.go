@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
@@ -20,7 +22,12 @@ import (
 
 // target is the server a run drives.
 type target struct {
-	name        string
+	name string
+	// url is the base URL of the node the clients talk to
+	// (http://host:port), and token the bearer token it wants ("": none):
+	// for the load generators that speak HTTP without the Go client.
+	url         string
+	token       string
 	c           *client.Client
 	dir         string // the data directory of a server this run started
 	usageSource string
@@ -36,6 +43,8 @@ type target struct {
 	// completed jobs; nil: poll.
 	changed func() <-chan struct{}
 	close   func() error
+	// answered counts the requests the noop-http handler answered.
+	answered atomic.Int64
 	// settle, if set, waits until the node the clients talk to has applied
 	// every write answered so far (a follower of a cluster).
 	settle func(ctx context.Context) error
@@ -72,6 +81,8 @@ func dialTarget(ctx context.Context, o Options) (*target, error) {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	return &target{
 		name:        o.Server,
+		url:         normalizeURL(o.Server),
+		token:       o.Token,
 		c:           c,
 		usageSource: "metrics",
 		metricsURL:  metricsURL,
@@ -84,6 +95,16 @@ func dialTarget(ctx context.Context, o Options) (*target, error) {
 			return nil
 		},
 	}, nil
+}
+
+// normalizeURL is a server URL as client.New reads it: without a trailing
+// slash, http:// when it names no scheme.
+func normalizeURL(u string) string {
+	u = strings.TrimRight(u, "/")
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	return u
 }
 
 // DefaultMetricsURL is the metrics URL of the server at serverURL: the same
@@ -136,10 +157,12 @@ func startInProcess(ctx context.Context, o Options) (*target, error) {
 		removeDir()
 		return nil, ctx.Err()
 	}
-	c := client.New("http://" + s.Addr().String())
+	base := "http://" + s.Addr().String()
+	c := client.New(base)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	return &target{
 		name:        "in-process",
+		url:         base,
 		c:           c,
 		dir:         dir,
 		usageSource: "self",

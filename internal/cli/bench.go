@@ -23,7 +23,7 @@ func newBenchCmd(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [scenario]",
-		Short: "Measure a server: enqueue, enqueue-batch, e2e, remote or recovery",
+		Short: "Measure a server: " + scenarioNames(" or "),
 		Long: `Measure Beaver-Raft's throughput, latency and resource use.
 
 By default bench starts its own server in this process on a temporary data
@@ -35,7 +35,20 @@ forwards the writes).
 
 Scenarios:
   enqueue        single-job POST /v1/jobs from --clients concurrent clients
+                 (plain HTTP, one request per job, not the Go client)
+  noop-http      the floor of enqueue: the same load generator (same HTTP
+                 client settings and request bodies) against a handler in
+                 this process that reads the body and answers 201 with a
+                 fixed body, doing nothing else. Quote single-job enqueue as
+                 the ratio enqueue / noop-http on the same machine: what
+                 HTTP and the load generator cost is in both
+  enqueue-client --clients goroutines calling the Go client's Enqueue on one
+                 shared client (whatever Enqueue does underneath)
   enqueue-batch  POST /v1/jobs/batch with --batch jobs per request
+  stream         --clients POST /v1/jobs/stream requests, each writing its
+                 share of --jobs lines without waiting while it reads the
+                 answers; timed from the first line to the last answer,
+                 latency from a line written to its answer read
   e2e            enqueue --jobs noop jobs (batches) while the server's workers
                  run them; timed from the first enqueue to the last completion
   remote         fill the queue, then --clients remote workers lease
@@ -44,10 +57,15 @@ Scenarios:
   recovery       fill a server process with --jobs pending jobs, kill -9 it,
                  restart it and time until /readyz answers 200
 
-Default clients: enqueue 64, the others 4. Each run uses a queue of its own;
-jobs it leaves pending stay on a running server.
+Default clients: enqueue, noop-http and enqueue-client 64, stream 1, the
+others 4. Each run uses a queue of its own; jobs it leaves pending stay on a
+running server.
 
   beaver-raft bench enqueue -n 100000 -c 64
+  beaver-raft bench noop-http -n 100000 -c 64   # the floor: quote enqueue / noop-http
+  beaver-raft bench enqueue-client -n 100000
+  beaver-raft bench stream -n 300000
+  beaver-raft bench stream -c 4 --cluster 3 --cluster-target follower
   beaver-raft bench enqueue-batch -b 1000 --duration 10s
   beaver-raft bench e2e --workers 64
   beaver-raft bench remote -c 4 -m 100
@@ -58,7 +76,7 @@ jobs it leaves pending stay on a running server.
   beaver-raft bench enqueue --cluster 3 --cluster-target follower
   beaver-raft bench enqueue --cluster 3 --raft-log-store bolt   # raft-boltdb instead of the WAL`,
 		Args:      cobra.MaximumNArgs(1),
-		ValidArgs: []string{"enqueue", "enqueue-batch", "e2e", "remote", "recovery"},
+		ValidArgs: scenarioArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				if scenario != "" && scenario != args[0] {
@@ -67,7 +85,7 @@ jobs it leaves pending stay on a running server.
 				scenario = args[0]
 			}
 			if scenario == "" {
-				return fmt.Errorf("bench: which scenario? one of enqueue, enqueue-batch, e2e, remote, recovery")
+				return fmt.Errorf("bench: which scenario? one of %s", scenarioNames(", "))
 			}
 			o.Scenario = bench.Scenario(scenario)
 			o.RemoteMode = bench.RemoteMode(remoteMode)
@@ -96,7 +114,7 @@ jobs it leaves pending stay on a running server.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&scenario, "scenario", "", "scenario: "+strings.Join([]string{"enqueue", "enqueue-batch", "e2e", "remote", "recovery"}, ", ")+" (or give it as the argument)")
+	f.StringVar(&scenario, "scenario", "", "scenario: "+scenarioNames(", ")+" (or give it as the argument)")
 	f.StringVar(&o.Server, "server", "", "base URL of a running server (default: start one in this process)")
 	f.StringVar(&o.Token, "token", "", "bearer token for --server")
 	f.StringVar(&o.Metrics, "metrics", "", "metrics URL of --server, for its CPU time and memory (default: its host, port 9090, /metrics)")
@@ -108,8 +126,8 @@ jobs it leaves pending stay on a running server.
 	f.StringVar(&o.DataDir, "data-dir", "", "where to make the temporary data directory (default: the system's temporary directory)")
 	f.BoolVar(&o.Keep, "keep", false, "keep the data directory")
 	f.IntVarP(&o.Jobs, "jobs", "n", bench.JobsDefault, "number of jobs")
-	f.DurationVar(&o.Duration, "duration", 0, "run for this long instead of --jobs (enqueue, enqueue-batch)")
-	f.IntVarP(&o.Clients, "clients", "c", 0, "concurrent clients or remote workers (default: enqueue 64, others 4)")
+	f.DurationVar(&o.Duration, "duration", 0, "run for this long instead of --jobs (enqueue, noop-http, enqueue-client, enqueue-batch)")
+	f.IntVarP(&o.Clients, "clients", "c", 0, "concurrent clients, streams or remote workers (default: enqueue, noop-http, enqueue-client 64, stream 1, others 4)")
 	f.IntVarP(&o.Batch, "batch", "b", bench.BatchDefault, "jobs per batch request")
 	f.IntVarP(&o.LeaseMax, "lease-max", "m", bench.LeaseMaxDefault, "max jobs per lease call (remote)")
 	f.IntVar(&o.PayloadSize, "payload-size", bench.PayloadSizeDefault, "bytes of each job's payload (a JSON object padded to this size)")
@@ -118,4 +136,23 @@ jobs it leaves pending stay on a running server.
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the timed phase to this file (in-process: server and load generator)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	return cmd
+}
+
+// scenarioArgs are the names of bench's scenarios.
+func scenarioArgs() []string {
+	s := make([]string, len(bench.Scenarios))
+	for i, sc := range bench.Scenarios {
+		s[i] = string(sc)
+	}
+	return s
+}
+
+// scenarioNames lists the scenarios: "a, b, c" with sep ", "; "a, b or c"
+// with sep " or ".
+func scenarioNames(sep string) string {
+	s := scenarioArgs()
+	if sep == ", " || len(s) < 2 {
+		return strings.Join(s, sep)
+	}
+	return strings.Join(s[:len(s)-1], ", ") + sep + s[len(s)-1]
 }

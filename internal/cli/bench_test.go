@@ -40,6 +40,25 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+func TestBenchNewScenariosText(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for sc, want := range map[string][]string{
+		"stream":         {"stream: 100 jobs in", "1 stream (POST /v1/jobs/stream)", "latency  line", "100 pending"},
+		"noop-http":      {"noop-http: 100 jobs in", "noop HTTP handler in this process", "100 requests answered by the noop handler"},
+		"enqueue-client": {"enqueue-client: 100 jobs in", "calling client.Enqueue on one shared client", "100 pending"},
+	} {
+		out, err := runBench(t, sc, "-n", "100", "--workers", "4", "--data-dir", t.TempDir())
+		if err != nil {
+			t.Fatalf("%s: %v", sc, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: missing %q in\n%s", sc, w, out)
+			}
+		}
+	}
+}
+
 func TestBenchText(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	out, err := runBench(t, "--scenario", "e2e", "-n", "200", "-b", "50", "--workers", "8", "--data-dir", t.TempDir())
@@ -62,6 +81,8 @@ func TestBenchArgs(t *testing.T) {
 		{[]string{"enqueue", "--scenario", "e2e"}, "scenario given twice"},
 		{[]string{"fast"}, `unknown scenario "fast"`},
 		{[]string{"e2e", "--duration", "1s"}, "--duration applies to enqueue"},
+		{[]string{"stream", "--duration", "1s"}, "--duration applies to enqueue"},
+		{[]string{"noop-http", "--cluster", "3"}, "noop-http measures a handler in this process"},
 		{[]string{"enqueue", "e2e"}, "accepts at most 1 arg"},
 	} {
 		if _, err := runBench(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
