@@ -87,6 +87,9 @@ still enqueued. depends_on_index needs batches and is refused with --stream.`,
 			if f.ids && f.jsonOut {
 				return usageErrorf("--ids and --json are exclusive")
 			}
+			if f.stream && f.file == "" {
+				return usageErrorf("--stream sends the jobs of --file: give --file")
+			}
 			if f.file != "" {
 				for _, name := range oneJobFlags {
 					if cmd.Flags().Changed(name) {

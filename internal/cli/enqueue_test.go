@@ -372,6 +372,9 @@ func TestEnqueueFileStream(t *testing.T) {
 	if jobs := s.jobs(t); len(jobs) != 6 || jobs[5].Type != "y" {
 		t.Fatalf("jobs after a refused line: %d", len(jobs))
 	}
+	if r := run(t, "", "enqueue", "--server", s.url, "--type", "x", "--stream"); r.code != 2 || !strings.Contains(r.stderr, "--stream") {
+		t.Fatalf("--stream without --file: code %d, stderr %q", r.code, r.stderr)
+	}
 	dep := writeFile(t, "dep.jsonl", `{"type":"x"}`+"\n"+`{"type":"x","depends_on_index":[0]}`+"\n")
 	r = run(t, "", "enqueue", "--server", s.url, "--file", dep, "--stream")
 	if r.code != 2 || !strings.Contains(r.stderr, "depends_on_index") {
