@@ -88,10 +88,9 @@ func normalizeURL(u string) string {
 	return u
 }
 
-// New returns a Client of the server at baseURL, e.g.
-// "http://127.0.0.1:7070" ("127.0.0.1:7070" means the same).
-func New(baseURL string, opts ...Option) *Client {
-	base := normalizeURL(baseURL)
+// NewTransport returns the transport New uses: a clone of
+// http.DefaultTransport keeping MaxIdleConns idle connections per server.
+func NewTransport() *http.Transport {
 	t, ok := http.DefaultTransport.(*http.Transport)
 	if ok {
 		t = t.Clone()
@@ -100,7 +99,14 @@ func New(baseURL string, opts ...Option) *Client {
 	}
 	t.MaxIdleConns = MaxIdleConns
 	t.MaxIdleConnsPerHost = MaxIdleConns
-	c := &Client{base: base, bases: []string{base}, hc: &http.Client{Transport: t}, owned: true}
+	return t
+}
+
+// New returns a Client of the server at baseURL, e.g.
+// "http://127.0.0.1:7070" ("127.0.0.1:7070" means the same).
+func New(baseURL string, opts ...Option) *Client {
+	base := normalizeURL(baseURL)
+	c := &Client{base: base, bases: []string{base}, hc: &http.Client{Transport: NewTransport()}, owned: true}
 	for _, o := range opts {
 		o(c)
 	}

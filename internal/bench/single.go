@@ -102,20 +102,8 @@ func (r *run) enqueueClient(ctx context.Context) error {
 	})
 }
 
-// newHTTPClient returns an HTTP client with the transport settings of
-// client.New: the default transport's, keeping client.MaxIdleConns idle
-// connections to the server.
-func newHTTPClient() *http.Client {
-	t, ok := http.DefaultTransport.(*http.Transport)
-	if ok {
-		t = t.Clone()
-	} else {
-		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second}
-	}
-	t.MaxIdleConns = client.MaxIdleConns
-	t.MaxIdleConnsPerHost = client.MaxIdleConns
-	return &http.Client{Transport: t}
-}
+// newHTTPClient returns an HTTP client with the transport of client.New.
+func newHTTPClient() *http.Client { return &http.Client{Transport: client.NewTransport()} }
 
 // maxAnswer bounds how much of an answer poster reads.
 const maxAnswer = 1 << 20
