@@ -47,4 +47,4 @@ CLUSTER_FLAGS ?= --jobs 20000 --rounds 3
 .PHONY: bench-cluster
 bench-cluster:
 	cd bench/peers && $(GO) run . --systems beaver-raft,beaver-raft-3,beaver-raft-3-follower,jetstream-3 \
-		--durable-only --scenarios enqueue,enqueue-batch,remote $(CLUSTER_FLAGS)
+		--durable-only --scenarios enqueue,enqueue-client,enqueue-batch,stream,remote $(CLUSTER_FLAGS)

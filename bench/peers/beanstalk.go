@@ -134,6 +134,14 @@ func (s *beanstalkServer) runScenario(ctx context.Context, sc scenario, p params
 			return ctx.Err()
 		})
 		return rate(p.Jobs, time.Since(start)), err
+	case enqueueClient:
+		// a beanstalk connection carries one command at a time and its
+		// client is not safe for concurrent use: no shared client
+		return 0, errUnsupported
+	case stream:
+		start := time.Now()
+		err := s.putStream(ctx, p)
+		return rate(p.Jobs, time.Since(start)), err
 	case enqueueBatch:
 		start := time.Now()
 		err := s.putBatches(ctx, p)
@@ -223,6 +231,83 @@ func (s *beanstalkServer) putBatches(ctx context.Context, p params) error {
 				return fmt.Errorf("beanstalkd pipelined put: %w", rerr)
 			}
 		}
+	})
+}
+
+// putStream puts p.Jobs jobs from p.Streams connections, each writing
+// puts without pause while up to p.Window wait for their INSERTED, which
+// another goroutine reads (beanstalkd answers a connection's commands in
+// order).
+func (s *beanstalkServer) putStream(ctx context.Context, p params) error {
+	w := &work{total: int64(p.Jobs)}
+	put := fmt.Appendf(nil, "put 0 0 %d %d\r\n%s\r\n", int(beanstalkTTR.Seconds()), len(p.payload), p.payload)
+	return group(ctx, p.Streams, func(ctx context.Context, _ int) error {
+		conn, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+		defer stop()
+		// a token per put in flight; sent counts the puts written
+		tokens := make(chan struct{}, p.Window)
+		sent := make(chan int, 1)
+		return group(ctx, 2, func(ctx context.Context, i int) error {
+			if i == 0 {
+				bw := bufio.NewWriterSize(conn, 64<<10)
+				n := 0
+				defer func() { sent <- n }()
+				for w.take(1) == 1 {
+					select {
+					case tokens <- struct{}{}:
+					default:
+						// the window is full: what is written must reach
+						// the server before waiting for room
+						if err := bw.Flush(); err != nil {
+							return fmt.Errorf("beanstalkd pipelined put: %w", err)
+						}
+						select {
+						case tokens <- struct{}{}:
+						case <-ctx.Done():
+							return ctx.Err()
+						}
+					}
+					if _, err := bw.Write(put); err != nil {
+						return fmt.Errorf("beanstalkd pipelined put: %w", err)
+					}
+					n++
+					if len(tokens) == 1 {
+						// nothing waits behind the first put of a window
+						if err := bw.Flush(); err != nil {
+							return fmt.Errorf("beanstalkd pipelined put: %w", err)
+						}
+					}
+				}
+				if err := bw.Flush(); err != nil {
+					return fmt.Errorf("beanstalkd pipelined put: %w", err)
+				}
+				return nil
+			}
+			r := bufio.NewReader(conn)
+			for read, total := 0, -1; total < 0 || read < total; {
+				select {
+				case total = <-sent:
+					continue
+				case <-tokens:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return fmt.Errorf("beanstalkd pipelined put: %w", err)
+				}
+				if !strings.HasPrefix(line, "INSERTED ") {
+					return fmt.Errorf("beanstalkd put: %q", strings.TrimSpace(line))
+				}
+				read++
+			}
+			return nil
+		})
 	})
 }
 

@@ -45,8 +45,10 @@ func beaverRaftCluster(n int, target bench.ClusterTarget, store string) system {
 			RaftLogStore:  store,
 		}
 		switch sc {
-		case enqueue:
+		case enqueue, enqueueClient:
 			o.Clients = p.Clients
+		case stream:
+			o.Clients = p.Streams
 		case enqueueBatch, e2e:
 			o.Clients = p.BatchClients
 		case remote:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -17,9 +18,23 @@ const (
 	enqueueBatch scenario = "enqueue-batch"
 	e2e          scenario = "e2e"
 	remote       scenario = "remote"
+	// stream: jobs sent without waiting for their answers, each answered
+	// on its own once durable (Beaver-Raft: POST /v1/jobs/stream;
+	// JetStream: async publishes; beanstalkd: pipelined puts), from
+	// Streams connections with up to Window in flight on each.
+	stream scenario = "stream"
+	// enqueueClient: Clients goroutines sharing one client (one
+	// connection for JetStream, the Go client's Enqueue for Beaver-Raft,
+	// which coalesces concurrent calls onto a stream), each waiting for
+	// its own job's durable answer.
+	enqueueClient scenario = "enqueue-client"
 )
 
-var allScenarios = []scenario{enqueue, enqueueBatch, e2e, remote}
+var allScenarios = []scenario{enqueue, enqueueClient, enqueueBatch, stream, e2e, remote}
+
+// errUnsupported is returned by a system that has no way to run a
+// scenario; the table shows n/a.
+var errUnsupported = errors.New("not supported by this system")
 
 // params shape every workload; every system gets the same.
 type params struct {
@@ -28,6 +43,8 @@ type params struct {
 	BatchClients int    `json:"batch_clients"` // enqueue-batch and e2e producers, fill of remote
 	Consumers    int    `json:"consumers"`     // e2e consumers of the peers, remote workers
 	Batch        int    `json:"batch"`         // jobs per batch request / pipeline / async window
+	Streams      int    `json:"streams"`       // stream: connections
+	Window       int    `json:"window"`        // stream: jobs in flight per connection (peers; Beaver-Raft's server bounds its own)
 	LeaseMax     int    `json:"lease_max"`     // jobs per lease / fetch / consumer prefetch
 	PayloadSize  int    `json:"payload_size"`
 	Workers      int    `json:"beaver_workers"` // Beaver-Raft's in-process workers (e2e)

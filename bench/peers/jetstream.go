@@ -212,6 +212,27 @@ func (s *jsServer) runScenario(ctx context.Context, sc scenario, p params) (floa
 			return nil
 		})
 		return rate(p.Jobs, time.Since(start)), err
+	case enqueueClient:
+		nc, js, err := s.connect()
+		if err != nil {
+			return 0, err
+		}
+		defer nc.Close()
+		w := &work{total: int64(p.Jobs)}
+		start := time.Now()
+		err = group(ctx, p.Clients, func(ctx context.Context, _ int) error {
+			for w.take(1) == 1 {
+				if _, err := js.Publish(ctx, jsSubject, p.payload); err != nil {
+					return fmt.Errorf("jetstream publish: %w", err)
+				}
+			}
+			return nil
+		})
+		return rate(p.Jobs, time.Since(start)), err
+	case stream:
+		start := time.Now()
+		err := s.publishStream(ctx, p)
+		return rate(p.Jobs, time.Since(start)), err
 	case enqueueBatch:
 		start := time.Now()
 		err := s.publishBatches(ctx, p)
@@ -281,6 +302,54 @@ func (s *jsServer) publishBatches(ctx context.Context, p params) error {
 				}
 			}
 		}
+	})
+}
+
+// jsStallWait is how long an async publish waits for room in a full
+// window before it fails: longer than any run, so a full window holds the
+// publisher back instead of failing it.
+const jsStallWait = time.Minute
+
+// publishStream publishes p.Jobs messages from p.Streams connections,
+// each publishing asynchronously without pause while up to p.Window wait
+// for their acks; another goroutine per connection takes the acks in
+// order. Done when every ack came back.
+func (s *jsServer) publishStream(ctx context.Context, p params) error {
+	w := &work{total: int64(p.Jobs)}
+	return group(ctx, p.Streams, func(ctx context.Context, _ int) error {
+		nc, js, err := s.connect(jetstream.WithPublishAsyncMaxPending(p.Window))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		futures := make(chan jetstream.PubAckFuture, p.Window)
+		return group(ctx, 2, func(ctx context.Context, i int) error {
+			if i == 0 {
+				defer close(futures)
+				for w.take(1) == 1 {
+					f, err := js.PublishAsync(jsSubject, p.payload, jetstream.WithStallWait(jsStallWait))
+					if err != nil {
+						return fmt.Errorf("jetstream publish async: %w", err)
+					}
+					select {
+					case futures <- f:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				return nil
+			}
+			for f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return fmt.Errorf("jetstream publish async: %w", err)
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
 	})
 }
 

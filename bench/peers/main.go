@@ -66,12 +66,14 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Quick, "quick", false, "5,000 jobs per round")
 	fs.BoolVar(&c.JSON, "json", false, "print the results as JSON")
 	fs.StringVar(&c.Systems, "systems", "beaver-raft,beanstalkd,jetstream", "systems to run, comma-separated: beaver-raft, beaver-raft-3 (3 nodes in this process, clients on the leader), beaver-raft-3-follower, either with -wal or -bolt (the raft log store; default the server's default), beanstalkd, jetstream, jetstream-3 (3 servers, stream R3)")
-	fs.StringVar(&c.Scenarios, "scenarios", "enqueue,enqueue-batch,e2e,remote", "scenarios to run, comma-separated")
+	fs.StringVar(&c.Scenarios, "scenarios", "enqueue,enqueue-client,enqueue-batch,stream,e2e,remote", "scenarios to run, comma-separated")
 	fs.BoolVar(&c.DurableOnly, "durable-only", false, "leave out the peers' non-durable default settings")
 	fs.IntVar(&c.Clients, "clients", 64, "enqueue: concurrent single-job producers")
 	fs.IntVar(&c.BatchClients, "batch-clients", 4, "enqueue-batch and e2e: concurrent batch producers")
 	fs.IntVar(&c.Consumers, "consumers", 4, "e2e (peers) and remote: concurrent consumers")
 	fs.IntVar(&c.Batch, "batch", 1000, "jobs per batch request, pipeline or async publish window")
+	fs.IntVar(&c.Streams, "streams", 1, "stream: connections, each sending without waiting for answers")
+	fs.IntVar(&c.Window, "window", 8192, "stream: jobs in flight per connection of the peers (JetStream's async window, beanstalkd's pipeline; Beaver-Raft's server bounds a stream at 8192)")
 	fs.IntVar(&c.LeaseMax, "lease-max", 100, "jobs per lease (Beaver-Raft), fetch and prefetch (JetStream)")
 	fs.IntVar(&c.PayloadSize, "payload-size", 100, "bytes of each payload")
 	fs.IntVar(&c.Workers, "workers", 256, "Beaver-Raft's in-process workers (e2e)")
@@ -86,7 +88,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	if c.Quick {
 		c.Jobs = 5_000
 	}
-	for _, v := range []int{c.Rounds, c.Jobs, c.Clients, c.BatchClients, c.Consumers, c.Batch, c.LeaseMax, c.PayloadSize, c.Workers} {
+	for _, v := range []int{c.Rounds, c.Jobs, c.Clients, c.BatchClients, c.Consumers, c.Batch, c.Streams, c.Window, c.LeaseMax, c.PayloadSize, c.Workers} {
 		if v < 1 {
 			return c, errors.New("every count must be at least 1")
 		}
@@ -141,7 +143,7 @@ func (c config) scenarios() ([]scenario, error) {
 	for _, name := range strings.Split(c.Scenarios, ",") {
 		sc := scenario(strings.TrimSpace(name))
 		if !slices.Contains(allScenarios, sc) {
-			return nil, fmt.Errorf("unknown scenario %q (enqueue, enqueue-batch, e2e, remote)", sc)
+			return nil, fmt.Errorf("unknown scenario %q (enqueue, enqueue-client, enqueue-batch, stream, e2e, remote)", sc)
 		}
 		out = append(out, sc)
 	}
@@ -155,7 +157,9 @@ type row struct {
 	Setting  string    `json:"setting"`
 	Durable  bool      `json:"durable"`
 	Rounds   []float64 `json:"jobs_per_sec_rounds"`
-	Median   float64   `json:"jobs_per_sec_median"`
+	// Unsupported: the system has no way to run the scenario (no rounds).
+	Unsupported bool    `json:"unsupported,omitempty"`
+	Median      float64 `json:"jobs_per_sec_median"`
 	// Ratio is Beaver-Raft's median divided by this row's (0 when
 	// Beaver-Raft did not run).
 	Ratio float64 `json:"beaver_raft_ratio,omitempty"`
@@ -193,7 +197,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		for round := 1; round <= c.Rounds; round++ {
 			for i, s := range systems {
+				if rows[i].Unsupported {
+					continue
+				}
 				jps, err := s.run(ctx, sc, c.params)
+				if errors.Is(err, errUnsupported) {
+					fmt.Fprintf(stderr, "%-13s %s %s: %v\n", sc, s.Name, s.Setting, err)
+					rows[i].Unsupported = true
+					continue
+				}
 				if err != nil {
 					return fmt.Errorf("%s, %s %s, round %d: %w", sc, s.Name, s.Setting, round, err)
 				}
@@ -237,6 +249,10 @@ func describe(sc scenario, c config) string {
 	switch sc {
 	case enqueue:
 		return fmt.Sprintf("one job per request, %d concurrent producers", c.Clients)
+	case enqueueClient:
+		return fmt.Sprintf("one job per call, %d goroutines sharing one client (Beaver-Raft: the Go client's Enqueue; JetStream: sync Publish on one connection)", c.Clients)
+	case stream:
+		return fmt.Sprintf("%d connection(s) sending without waiting, one durable answer per job (Beaver-Raft: POST /v1/jobs/stream; JetStream: async publishes, %d pending; beanstalkd: pipelined puts, %d in flight)", c.Streams, c.Window, c.Window)
 	case enqueueBatch:
 		return fmt.Sprintf("%d jobs per batch (beanstalkd: pipelined puts; JetStream: async publishes), %d producers", c.Batch, c.BatchClients)
 	case e2e:
@@ -267,7 +283,11 @@ func writeTable(w io.Writer, sc scenario, c config, rows []row) {
 		if r.System != "beaver-raft" && r.Ratio > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%16s\t%s\t%16s", r.System, r.Setting, thousands(r.Median), strings.Join(rounds, " "), ratio)
+		med := thousands(r.Median)
+		if r.Unsupported {
+			med, rounds = "n/a", []string{"(no equivalent)"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%16s\t%s\t%16s", r.System, r.Setting, med, strings.Join(rounds, " "), ratio)
 		if three {
 			ratio3 := "—"
 			if r.System != "beaver-raft-3" && r.Ratio3 > 0 {
