@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
@@ -174,7 +176,9 @@ func (a *API) ack(w http.ResponseWriter, r *http.Request, rep replica.Replica) e
 	for i, raw := range req.Acks.items {
 		prefix := "acks[" + strconv.Itoa(i) + "]"
 		var it api.AckItem
-		if err := decodeStrict(raw, &it, prefix); err != nil {
+		if id, lease, ok := plainAck(raw); ok {
+			it.ID, it.LeaseID = id, lease
+		} else if err := decodeStrict(raw, &it, prefix); err != nil {
 			return err
 		}
 		ack := &acks[i]
@@ -214,15 +218,62 @@ func (a *API) ack(w http.ResponseWriter, r *http.Request, rep replica.Replica) e
 	if res.Err != nil {
 		return rejection(res.Err, "", 0, 0, nil)
 	}
-	out := api.AckResponse{Results: make([]api.AckResult, len(acks))}
+	// api.AckResponse, written by hand: an ok result is
+	// {"id":"N","ok":true}, what json.Marshal writes for it
+	b := make([]byte, 0, 16+len(acks)*32)
+	b = append(b, `{"results":[`...)
 	for i, ack := range acks {
-		out.Results[i] = api.AckResult{ID: formatID(ack.ID), OK: true}
+		if i > 0 {
+			b = append(b, ',')
+		}
 		if i < len(res.AckErrs) && res.AckErrs[i] != nil {
 			he := rejection(res.AckErrs[i], "", ack.ID, ack.LeaseID, stateOf(rep, ack.ID))
-			out.Results[i].OK = false
-			out.Results[i].Error = &api.ErrorBody{Code: he.code, Message: he.msg}
+			e, err := json.Marshal(api.AckResult{ID: formatID(ack.ID), Error: &api.ErrorBody{Code: he.code, Message: he.msg}})
+			if err != nil {
+				return fmt.Errorf("encode an ack result: %w", err)
+			}
+			b = append(b, e...)
+			continue
+		}
+		b = append(b, `{"id":`...)
+		b = appendIDString(b, ack.ID)
+		b = append(b, `,"ok":true}`...)
+	}
+	writeBody(w, http.StatusOK, append(b, "]}\n"...))
+	return nil
+}
+
+// plainAck reads an ack item of exactly the form
+// {"id":"DIGITS","lease_id":"DIGITS"}, the one remote workers send for a
+// completion without a result, without encoding/json; ok false for
+// anything else (decodeStrict reads it). Digits decode to themselves in
+// JSON, so the strings are what decodeStrict would give.
+func plainAck(raw []byte) (id, lease string, ok bool) {
+	const open, mid, end = `{"id":"`, `","lease_id":"`, `"}`
+	s := string(raw)
+	rest, found := strings.CutPrefix(s, open)
+	if !found {
+		return "", "", false
+	}
+	id, rest, found = strings.Cut(rest, mid)
+	if !found || !allDigits(id) {
+		return "", "", false
+	}
+	lease, found = strings.CutSuffix(rest, end)
+	if !found || !allDigits(lease) {
+		return "", "", false
+	}
+	return id, lease, true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return true
 }

@@ -355,11 +355,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, rep replica.Replica) 
 	var jobs []fsm.Job
 	var next uint64
 	rep.Read(func(m *fsm.Machine) { jobs, next = m.List(f) })
-	out := api.ListResponse{Jobs: make([]api.Job, len(jobs)), NextCursor: encodeCursor(next, f.Desc)}
-	for i := range jobs {
-		out.Jobs[i] = toJob(&jobs[i])
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeBody(w, http.StatusOK, appendListAnswer(newJobsBuffer(jobs), jobs, encodeCursor(next, f.Desc)))
 	return nil
 }
 

@@ -102,10 +102,6 @@ func (a *API) lease(w http.ResponseWriter, r *http.Request, rep replica.Replica)
 	if res.Err != nil {
 		return rejection(res.Err, "", 0, 0, nil)
 	}
-	out := api.LeaseResponse{Jobs: make([]api.Job, len(res.Jobs))}
-	for i := range res.Jobs {
-		out.Jobs[i] = toJob(&res.Jobs[i])
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeBody(w, http.StatusOK, appendLeaseAnswer(newJobsBuffer(res.Jobs), res.Jobs))
 	return nil
 }

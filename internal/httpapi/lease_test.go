@@ -236,7 +236,11 @@ func TestAck(t *testing.T) {
 		}}
 		before := s.spy.proposals.Load()
 		var out api.AckResponse
-		s.call("POST", "/v1/ack", req, 200, &out)
+		resp := s.call("POST", "/v1/ack", req, 200, &out)
+		// the answer written by hand is what encoding/json writes
+		if want, _ := json.Marshal(out); string(resp.body) != string(want)+"\n" {
+			t.Errorf("ack answer\n%s\nwant\n%s", resp.body, want)
+		}
 		if n := s.spy.proposals.Load() - before; n != 1 {
 			t.Errorf("ack proposed %d commands, want 1", n)
 		}
