@@ -396,7 +396,15 @@ func (c *Client) doAt(ctx context.Context, base, method, path string, in, out an
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeError(resp)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if lease, ok := out.(*api.LeaseResponse); ok {
+		var b []byte
+		if b, err = io.ReadAll(resp.Body); err == nil {
+			err = decodeLease(b, lease)
+		}
+	} else {
+		err = json.NewDecoder(resp.Body).Decode(out)
+	}
+	if err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
