@@ -398,7 +398,7 @@ func (c *Client) doAt(ctx context.Context, base, method, path string, in, out an
 	}
 	if lease, ok := out.(*api.LeaseResponse); ok {
 		var b []byte
-		if b, err = io.ReadAll(resp.Body); err == nil {
+		if b, err = readBody(resp); err == nil {
 			err = decodeLease(b, lease)
 		}
 	} else {
@@ -409,6 +409,23 @@ func (c *Client) doAt(ctx context.Context, base, method, path string, in, out an
 	}
 	return nil
 }
+
+// readBody reads an answer's body whole: in one allocation when its length
+// is known (io.ReadAll grows its buffer step by step).
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxSizedBody {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// maxSizedBody bounds the buffer readBody makes up front from a
+// Content-Length; a longer body is read as it comes.
+const maxSizedBody = 64 << 20
 
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

@@ -170,3 +170,69 @@ func TestPlainAck(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainAcks: a body plainAcks reads is one encoding/json reads the
+// same, and it leaves every other body to encoding/json.
+func TestPlainAcks(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		fast bool
+	}{
+		{`{"acks":[{"id":"1","lease_id":"2"}]}`, true},
+		{`{"acks":[{"id":"1","lease_id":"2"},{"id":"3","lease_id":"4"}]}` + "\n", true},
+		{`{"acks":[{"id":"1","lease_id":"2"},{"id":"3","lease_id":"4"},{"id":"5","lease_id":"6"}]} `, true},
+		{`{"acks":[]}`, false},
+		{`{"acks":[{"id":"1","lease_id":"2"},{"id":"3","lease_id":"4"},{"id":"5","lease_id":"6"},{"id":"7","lease_id":"8"}]}`, false}, // more than 3
+		{`{"acks":[{"id":"1","lease_id":"2"},]}`, false},
+		{`{"acks":[{"id":"1","lease_id":"2"},,{"id":"3","lease_id":"4"}]}`, false},
+		{`{"acks":[{"id":"1","lease_id":"2"}{"id":"3","lease_id":"4"}]}`, false},
+		{`{"acks":[{"id":"1","lease_id":"2"}],"x":1}`, false},
+		{`{"acks":[{"id":"1","lease_id":"2"}]}]}`, false},
+		{`{"acks":[{"id":"1","lease_id":"2","result":{"a":1}},{"id":"3","lease_id":"4"}]}`, false},
+		{` {"acks":[{"id":"1","lease_id":"2"}]}`, false},
+		{`{"acks":[{"id":"1","lease_id":"2"}]}x`, false},
+	} {
+		items, ok := plainAcks([]byte(tc.body), 3)
+		if ok != tc.fast {
+			t.Errorf("%s: fast %v, want %v", tc.body, ok, tc.fast)
+		}
+		if !ok {
+			continue
+		}
+		var req api.AckRequest
+		if err := decodeStrict([]byte(tc.body), &req, ""); err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if len(items) != len(req.Acks) {
+			t.Fatalf("%s: %d items, encoding/json %d", tc.body, len(items), len(req.Acks))
+		}
+		for i, it := range req.Acks {
+			if items[i] != [2]string{it.ID, it.LeaseID} || it.Result != nil || it.Error != nil {
+				t.Errorf("%s: item %d %q, encoding/json %+v", tc.body, i, items[i], it)
+			}
+		}
+	}
+}
+
+func FuzzPlainAcks(f *testing.F) {
+	f.Add([]byte(`{"acks":[{"id":"1","lease_id":"2"},{"id":"3","lease_id":"4"}]}`))
+	f.Add([]byte(`{"acks":[{"id":"1","lease_id":"2"}]}` + "\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		items, ok := plainAcks(body, 1000)
+		if !ok {
+			return
+		}
+		var req api.AckRequest
+		if err := decodeStrict(body, &req, ""); err != nil {
+			t.Fatalf("%s: plainAcks took it, encoding/json: %v", body, err)
+		}
+		if len(items) != len(req.Acks) {
+			t.Fatalf("%s: %d items, encoding/json %d", body, len(items), len(req.Acks))
+		}
+		for i, it := range req.Acks {
+			if items[i] != [2]string{it.ID, it.LeaseID} || it.Result != nil || it.Error != nil || it.RetryIn != "" || it.Final {
+				t.Fatalf("%s: item %d %q, encoding/json %+v", body, i, items[i], it)
+			}
+		}
+	})
+}

@@ -282,6 +282,11 @@ func TestAck(t *testing.T) {
 			}
 		}
 		s.callErr("POST", "/v1/ack", `{"acks":[{},{},{},{},{},{}]}`, 413, api.CodePayloadTooLarge)
+		plain := `{"id":"1","lease_id":"1"}` // the form read without encoding/json
+		s.callErr("POST", "/v1/ack", `{"acks":[`+strings.Repeat(plain+",", 5)+plain+`]}`, 413, api.CodePayloadTooLarge)
+		if got := s.callErr("POST", "/v1/ack", `{"acks":[{"id":"1","lease_id":"18446744073709551616"}]}`, 400, api.CodeInvalidArgument); !strings.Contains(got, "acks[0].lease_id must be a decimal id") {
+			t.Errorf("lease id out of range: %q", got)
+		}
 		if n := s.spy.proposals.Load() - before; n != 0 {
 			t.Errorf("rejected ack calls proposed %d commands", n)
 		}
