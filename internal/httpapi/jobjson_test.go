@@ -192,47 +192,37 @@ func TestPlainAcks(t *testing.T) {
 		{` {"acks":[{"id":"1","lease_id":"2"}]}`, false},
 		{`{"acks":[{"id":"1","lease_id":"2"}]}x`, false},
 	} {
-		items, ok := plainAcks([]byte(tc.body), 3)
-		if ok != tc.fast {
+		if ok := checkPlainAcks(t, []byte(tc.body), 3); ok != tc.fast {
 			t.Errorf("%s: fast %v, want %v", tc.body, ok, tc.fast)
 		}
-		if !ok {
-			continue
-		}
-		var req api.AckRequest
-		if err := decodeStrict([]byte(tc.body), &req, ""); err != nil {
-			t.Fatalf("%s: %v", tc.body, err)
-		}
-		if len(items) != len(req.Acks) {
-			t.Fatalf("%s: %d items, encoding/json %d", tc.body, len(items), len(req.Acks))
-		}
-		for i, it := range req.Acks {
-			if items[i] != [2]string{it.ID, it.LeaseID} || it.Result != nil || it.Error != nil {
-				t.Errorf("%s: item %d %q, encoding/json %+v", tc.body, i, items[i], it)
-			}
+	}
+}
+
+// checkPlainAcks fails t unless encoding/json reads body as plainAcks
+// does, when plainAcks takes it; it says whether plainAcks took it.
+func checkPlainAcks(t *testing.T, body []byte, max int) bool {
+	t.Helper()
+	items, ok := plainAcks(body, max)
+	if !ok {
+		return false
+	}
+	var req api.AckRequest
+	if err := decodeStrict(body, &req, ""); err != nil {
+		t.Fatalf("%s: plainAcks took it, encoding/json: %v", body, err)
+	}
+	if len(items) != len(req.Acks) {
+		t.Fatalf("%s: %d items, encoding/json %d", body, len(items), len(req.Acks))
+	}
+	for i, it := range req.Acks {
+		if items[i] != [2]string{it.ID, it.LeaseID} || it.Result != nil || it.Error != nil || it.RetryIn != "" || it.Final {
+			t.Fatalf("%s: item %d %q, encoding/json %+v", body, i, items[i], it)
 		}
 	}
+	return true
 }
 
 func FuzzPlainAcks(f *testing.F) {
 	f.Add([]byte(`{"acks":[{"id":"1","lease_id":"2"},{"id":"3","lease_id":"4"}]}`))
 	f.Add([]byte(`{"acks":[{"id":"1","lease_id":"2"}]}` + "\n"))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		items, ok := plainAcks(body, 1000)
-		if !ok {
-			return
-		}
-		var req api.AckRequest
-		if err := decodeStrict(body, &req, ""); err != nil {
-			t.Fatalf("%s: plainAcks took it, encoding/json: %v", body, err)
-		}
-		if len(items) != len(req.Acks) {
-			t.Fatalf("%s: %d items, encoding/json %d", body, len(items), len(req.Acks))
-		}
-		for i, it := range req.Acks {
-			if items[i] != [2]string{it.ID, it.LeaseID} || it.Result != nil || it.Error != nil || it.RetryIn != "" || it.Final {
-				t.Fatalf("%s: item %d %q, encoding/json %+v", body, i, items[i], it)
-			}
-		}
-	})
+	f.Fuzz(func(t *testing.T, body []byte) { checkPlainAcks(t, body, 1000) })
 }
