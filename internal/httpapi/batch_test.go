@@ -58,6 +58,9 @@ var batchCases = []struct {
 	{`{"jobs":[{"type":"t"},{"type":"bad type"}]}`, true},
 	{`{"jobs":[{"type":"t","delay":"-1s"},{"type":"t","foo":1}]}`, true},
 	{`{"jobs":[{"type":"t","foo":1},{"type":"t","delay":"-1s"}]}`, true},
+	{`{"jobs":[{"Type":"t"},{"type":"bad type"}]}`, true},
+	{`{"jobs":[{"Type":"t"},{"type":"t"},{"TYPE":"t"},{"type":"t","delay":"-1s"},{"Type":"t"}]}`, true},
+	{`{"jobs":[{"Type":"t"},{"type":"t","delay":"-1s"},{"TYPE":"bad type"}]}`, true},
 	{`{"jobs":[{"type":"t","run_at":"2030-01-01T00:00:00Z","delay":"1s"}]}`, true},
 	{`{"jobs":[{"type":"t","run_at":17}]}`, true},
 	{`{"jobs":[{"type":"t","payload":"` + strings.Repeat("x", 253) + `"}]}`, true},
@@ -189,11 +192,25 @@ func TestBatchDecodeHostile(t *testing.T) {
 	checkBatchDecode(t, a, body)
 }
 
-// TestBatchElemsInPlace: the jobs found are slices of the body, not
+// elemsOf is batchElems with skipValue for each element: the elements of
+// a batch body, in place, and how many there are.
+func elemsOf(body []byte) (elems [][]byte, n int, ok bool) {
+	n, ok = batchElems(body, func(k, i int) (int, bool) {
+		j, ok := skipValue(body, i)
+		if ok {
+			elems = append(elems, body[i:j])
+		}
+		return j, ok
+	})
+	return elems, n, ok
+}
+
+// TestBatchElemsInPlace: batchElems hands over each element where it
+// starts, and goes on after it; the elements are slices of the body, not
 // copies, and exactly the bytes of each element.
 func TestBatchElemsInPlace(t *testing.T) {
 	body := []byte(" {\"jobs\" : [ {\"type\":\"t\"} ,\n\"a,]\\\"\" , [1,[2]] ,3] } ")
-	elems, n, ok := batchElems(body, 10)
+	elems, n, ok := elemsOf(body)
 	if !ok || n != 4 || len(elems) != 4 {
 		t.Fatalf("batchElems: %q, %d, %v", elems, n, ok)
 	}
@@ -205,8 +222,9 @@ func TestBatchElemsInPlace(t *testing.T) {
 			t.Errorf("element %d is not in place in the body", i)
 		}
 	}
-	if elems, n, ok := batchElems(body, 2); !ok || n != 4 || len(elems) != 2 {
-		t.Errorf("over max: %q, %d, %v", elems, n, ok)
+	// An element that elem refuses refuses the body.
+	if n, ok := batchElems(body, func(k, i int) (int, bool) { return i, k < 2 }); ok {
+		t.Errorf("a refused element: %d, %v", n, ok)
 	}
 }
 

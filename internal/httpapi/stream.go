@@ -242,19 +242,24 @@ func (a *API) decodeStreamLine(line []byte) (fsm.JobSpec, error) {
 	if off := invalidUTF8(line); off >= 0 {
 		return fsm.JobSpec{}, invalidf("invalid UTF-8 at byte %d: JSON text must be UTF-8", off)
 	}
-	req, ok := enqueueWire{}, false
-	if json.Valid(line) {
-		req, ok = fastDecodeEnqueue(line)
+	if req, ok := fastDecodeEnqueue(line); ok {
+		return a.lineSpec(&req)
 	}
-	if !ok {
-		if err := decodeStrict(line, &req, ""); err != nil {
-			return fsm.JobSpec{}, err
-		}
+	// A variable of its own: decodeStrict makes it escape, and the fast
+	// path's would be allocated for every line otherwise.
+	req := new(enqueueWire)
+	if err := decodeStrict(line, req, ""); err != nil {
+		return fsm.JobSpec{}, err
 	}
+	return a.lineSpec(req)
+}
+
+// lineSpec builds the job of a decoded line.
+func (a *API) lineSpec(req *enqueueWire) (fsm.JobSpec, error) {
 	if len(req.DependsOnIndex) > 0 {
 		return fsm.JobSpec{}, invalidf("depends_on_index names jobs of the same batch and has no meaning on a stream: send the jobs as one batch (POST /v1/jobs/batch), or name existing jobs by id with depends_on")
 	}
-	return a.spec(&req, a.clock(), "", 0)
+	return a.spec(req, a.clock(), "", 0)
 }
 
 // asHTTPError returns err as an *httpError (a copy), a 500 if it is none.
