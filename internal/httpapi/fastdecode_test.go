@@ -270,6 +270,18 @@ func TestFastDecode(t *testing.T) {
 		`{"priority":-0}`, `{"priority":01}`, `{"priority":1.0}`, `{"priority":1e2}`, `{"priority":1E+2}`,
 		`{"priority":2147483648}`, `{"priority":-2147483649}`, `{"max_attempts":1000000000000000000}`,
 		`{"max_attempts":9223372036854775808}`, `{"priority":"1"}`, `{"priority":true}`, `{"max_attempts":[]}`,
+		// invalid JSON: bad escapes, raw control characters, truncated,
+		// trailing data, bad numbers and literals, bad nesting
+		`{"payload":"\x"}`, `{"payload":"\u12x4"}`, `{"payload":"\u12"}`, `{"payload":"\`, `{"payload":{"\a":1}}`,
+		"{\"payload\":\"\x00\"}", "{\"payload\":\"\n\"}", "{\"payload\":{\"\t\":1}}", "{\"type\":\"\x1f\"}", "{\"ty\npe\":1}",
+		`{"type":"t"`, `{"type":"t",`, `{"type":`, `{"type"`, `{"type":"t`, `{"payload":[1,2`, `{"payload":{"a":1`, `{`, ``, ` `,
+		`{"type":"t"}x`, `{"type":"t"}}`, `{"type":"t"} {}`, `{"type":"t"},`, `{"type":"t",}`, `{,"type":"t"}`, `{"type":"t",,"queue":"q"}`,
+		`{"type":"t" "queue":"q"}`, `{"type" "t"}`, `{"type"::"t"}`, `{"payload":[1,]}`, `{"payload":[,1]}`, `{"payload":{"a":1,}}`,
+		`{"payload":{"a"}}`, `{"payload":{1:2}}`, `{"payload":[1}`, `{"payload":{"a":1]}`, `{"payload":1 2}`, `{"payload":"a""b"}`,
+		`{"payload":01}`, `{"payload":-}`, `{"payload":1.}`, `{"payload":.1}`, `{"payload":+1}`, `{"payload":1e}`, `{"payload":1e-}`,
+		`{"payload":0x1}`, `{"payload":NaN}`, `{"payload":-Infinity}`, `{"priority":1.}`, `{"priority":-}`, `{"priority":1x}`,
+		`{"priority":1-}`, `{"max_attempts":2e}`, `{"payload":tru}`, `{"payload":nul}`, `{"payload":True}`, `{"payload":falsee}`,
+		`{"run_at":nulls}`, `{"payload":` + strings.Repeat("[", skipDepth+1) + strings.Repeat("]", skipDepth+1) + `}`,
 	}
 	for _, in := range fallback {
 		got, ok := fastDecodeEnqueue([]byte(in))
@@ -292,19 +304,19 @@ func ew(f func(w *enqueueWire)) enqueueWire {
 	return w
 }
 
-// checkFastDecode checks that fastDecodeEnqueue, on valid JSON, accepts
-// only what decodeStrict accepts, with the same result.
+// checkFastDecode checks that fastDecodeEnqueue, on any bytes, accepts
+// only valid JSON that decodeStrict accepts, with the same result.
 func checkFastDecode(t *testing.T, data []byte) {
 	t.Helper()
-	if !json.Valid(data) {
-		return
-	}
 	got, ok := fastDecodeEnqueue(data)
 	if !ok {
 		if !reflect.DeepEqual(got, enqueueWire{}) {
 			t.Fatalf("%q: fell back with %+v, not the zero value", data, got)
 		}
 		return
+	}
+	if !json.Valid(data) {
+		t.Fatalf("%q: fast path accepted invalid JSON as %+v", data, got)
 	}
 	var want enqueueWire
 	if err := decodeStrict(data, &want, "jobs[0]"); err != nil {
@@ -316,8 +328,7 @@ func checkFastDecode(t *testing.T, data []byte) {
 }
 
 // FuzzFastDecode is a differential test of fastDecodeEnqueue against
-// decodeStrict, on valid JSON (its precondition); on any other bytes it
-// must only not panic.
+// decodeStrict, on any bytes.
 //
 //	go test -run '^$' -fuzz '^FuzzFastDecode$' -fuzztime 60s ./internal/httpapi/
 func FuzzFastDecode(f *testing.F) {
@@ -334,5 +345,83 @@ func FuzzFastDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fastDecodeEnqueue(data) // no panic on any bytes
 		checkFastDecode(t, data)
+	})
+}
+
+// skipValueCases are JSON values, valid or not, for TestSkipValue and
+// FuzzSkipValue.
+var skipValueCases = []string{
+	`0`, `-0`, `1`, `-1`, `12.5`, `-0.0e-0`, `1E+9`, `1e9`, `123456789012345678901234567890`,
+	`01`, `-01`, `00`, `1.`, `.5`, `-`, `+1`, `1e`, `1e+`, `1.e5`, `0x10`, `NaN`, `Infinity`, `--1`,
+	`true`, `false`, `null`, `tru`, `nul`, `True`, `fals`,
+	`""`, `"a"`, `"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00"`, `"\ud800"`, `"\x"`, `"\u12"`, `"\u12g4"`, `"\U0041"`, `"\`, `"abc`,
+	"\"\x00\"", "\"\x1f\"", "\"\t\"", "\"\x7f\"", "\"\xff\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"", "\"é😀\"",
+	`[]`, `{}`, `[ ]`, `{ }`, `[1,2]`, `[1 , 2 ]`, `{"a":1,"b":[{}]}`, ` { "a" : [ 1 , { "b" : null } ] } `,
+	`[`, `]`, `{`, `}`, `[1,]`, `[,1]`, `[1 2]`, `{"a":1,}`, `{"a"}`, `{"a":}`, `{1:1}`, `{"a" 1}`, `{"a"::1}`,
+	`[1}`, `{"a":1]`, `[[[]]`, `[]]`, `{"a":{"b":1}`, `{"a":1}}`, `[1][2]`, `1 2`, `"a" "b"`,
+	strings.Repeat("[", skipDepth) + strings.Repeat("]", skipDepth),
+	strings.Repeat("[", skipDepth+1) + strings.Repeat("]", skipDepth+1),
+	strings.Repeat(`{"a":`, skipDepth) + "1" + strings.Repeat("}", skipDepth),
+	strings.Repeat("[", 3) + strings.Repeat("]", 2),
+}
+
+// checkSkipValue checks skipValue against json.Valid on data with
+// whitespace around one value: it takes exactly the valid JSON, but what
+// is nested deeper than skipDepth.
+func checkSkipValue(t *testing.T, data []byte) {
+	t.Helper()
+	j, ok := skipValue(data, skipSpace(data, 0))
+	got := ok && skipSpace(data, j) == len(data)
+	if want := json.Valid(data); got != want && (got || nesting(data) <= skipDepth) {
+		t.Fatalf("%q: skipValue %v (to %d), json.Valid %v", data, got, j, want)
+	}
+}
+
+// nesting is the deepest nesting of brackets and braces of data outside
+// strings, valid JSON or not.
+func nesting(data []byte) int {
+	depth, deepest, inStr := 0, 0, false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case inStr && c == '\\':
+			i++
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+func TestSkipValue(t *testing.T) {
+	for _, c := range skipValueCases {
+		checkSkipValue(t, []byte(c))
+		// and what follows a value is the caller's
+		if j, ok := skipValue([]byte(c+",x"), skipSpace([]byte(c), 0)); ok && j > len(c) {
+			t.Errorf("%q: skipValue went on to %d", c, j)
+		}
+	}
+	for _, c := range fastDecodeSeeds {
+		checkSkipValue(t, []byte(c))
+	}
+	if _, ok := skipValue([]byte(strings.Repeat("[", skipDepth+1)+strings.Repeat("]", skipDepth+1)), 0); ok {
+		t.Error("took a value nested deeper than skipDepth")
+	}
+}
+
+// FuzzSkipValue is a differential test of skipValue against json.Valid.
+//
+//	go test -run '^$' -fuzz '^FuzzSkipValue$' -fuzztime 60s ./internal/httpapi/
+func FuzzSkipValue(f *testing.F) {
+	for _, c := range skipValueCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkSkipValue(t, data)
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -428,6 +430,104 @@ func FuzzStreamLine(f *testing.F) {
 		if spec.Type != req.Type || len(req.DependsOnIndex) > 0 {
 			t.Fatalf("%q: spec %+v", line, spec)
 		}
+	})
+}
+
+// streamLineStrict is streamLine with decodeStrict alone, the reference
+// that its fast path must agree with.
+func (a *API) streamLineStrict(line []byte, n int) (fsm.JobSpec, *httpError) {
+	if invalidUTF8(line) >= 0 {
+		return a.streamLine(line, n) // refused before any decoding
+	}
+	var spec fsm.JobSpec
+	req := new(enqueueWire)
+	err := decodeStrict(line, req, "")
+	if err == nil {
+		spec, err = a.lineSpec(req)
+	}
+	if err != nil {
+		he := asHTTPError(err)
+		he.msg = "line " + strconv.Itoa(n) + ": " + he.msg
+		return fsm.JobSpec{}, he
+	}
+	return spec, nil
+}
+
+// checkStreamLine fails unless streamLine answers line exactly as
+// streamLineStrict does.
+func checkStreamLine(t *testing.T, a *API, line []byte) {
+	t.Helper()
+	spec, herr := a.streamLine(line, 3)
+	want, wantErr := a.streamLineStrict(line, 3)
+	if (herr == nil) != (wantErr == nil) || herr != nil && !sameError(herr, wantErr) {
+		t.Fatalf("%q: answered %s, decodeStrict %s", line, describeError(asError(herr)), describeError(asError(wantErr)))
+	}
+	if !reflect.DeepEqual(spec, want) {
+		t.Fatalf("%q: spec %+v, decodeStrict %+v", line, spec, want)
+	}
+}
+
+// asError is he as an error: nil for a nil he.
+func asError(he *httpError) error {
+	if he == nil {
+		return nil
+	}
+	return he
+}
+
+// streamLineOptions are the limits of the stream line differential tests:
+// a fixed clock, so that both paths see the same now.
+func streamLineOptions() Options {
+	o := fuzzOptions()
+	o.Replica = newMemReplica()
+	return o
+}
+
+// TestStreamLineDifferential: every enqueue object of the seeds, valid
+// or not, and every mutation of a valid line gets the same answer from
+// the fast path of a stream line as from decodeStrict.
+func TestStreamLineDifferential(t *testing.T) {
+	a := New(streamLineOptions())
+	for _, s := range fastDecodeSeeds {
+		checkStreamLine(t, a, []byte(s))
+	}
+	for _, s := range seedEnqueue {
+		checkStreamLine(t, a, []byte(s))
+	}
+	for _, s := range skipValueCases {
+		checkStreamLine(t, a, []byte(`{"type":"t","payload":`+s+`}`))
+	}
+	_, elems := benchBatch(2)
+	for _, e := range elems {
+		checkStreamLine(t, a, e)
+	}
+	const line = `{"queue":"q","type":"t","payload":{"s":"a\"\u00e9","n":[-1.5e+3,0,true,false,null]},"priority":-3,"max_attempts":12,"delay":"1s","unique_key":"k"}`
+	for _, v := range invalidVariants(line) {
+		checkStreamLine(t, a, []byte(v))
+	}
+}
+
+// FuzzStreamLineDecode is a differential test of the decoding of a stream
+// line (its fast path) against decodeStrict, on any bytes.
+//
+//	go test -run '^$' -fuzz '^FuzzStreamLineDecode$' -fuzztime 60s ./internal/httpapi/
+func FuzzStreamLineDecode(f *testing.F) {
+	for _, s := range fastDecodeSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range seedEnqueue {
+		f.Add([]byte(s))
+	}
+	for _, s := range skipValueCases {
+		f.Add([]byte(`{"type":"t","payload":` + s + `}`))
+	}
+	_, elems := benchBatch(2)
+	for _, e := range elems {
+		f.Add(e)
+	}
+	a := New(streamLineOptions())
+	f.Fuzz(func(t *testing.T, line []byte) {
+		checkStreamLine(t, a, line)
 	})
 }
 
