@@ -272,8 +272,8 @@ func invalidVariants(body string) []string {
 				out = append(out, body[:i]+string(c)+body[i+1:])
 			}
 		}
-		out = append(out, body[:i]+body[i+1:])         // a byte left out
-		out = append(out, body[:i]+`"`+body[i:])       // a quote more
+		out = append(out, body[:i]+body[i+1:])       // a byte left out
+		out = append(out, body[:i]+`"`+body[i:])     // a quote more
 		out = append(out, body[:i]+"\\u00"+body[i:]) // a short escape
 	}
 	return out

@@ -42,8 +42,8 @@ const (
 //
 // Payload and RunAt of req alias data (decodeStrict copies them). When not
 // ok, req is the zero enqueueWire, ready for decodeStrict.
-func fastDecodeEnqueue(data []byte) (enqueueWire, bool) {
-	if req, j, ok := fastEnqueue(data, skipSpace(data, 0)); ok && skipSpace(data, j) == len(data) {
+func fastDecodeEnqueue(data []byte, c *strCache) (enqueueWire, bool) {
+	if req, j, ok := fastEnqueue(data, skipSpace(data, 0), c); ok && skipSpace(data, j) == len(data) {
 		return req, true
 	}
 	return enqueueWire{}, false
@@ -51,7 +51,11 @@ func fastDecodeEnqueue(data []byte) (enqueueWire, bool) {
 
 // fastEnqueue is fastDecodeEnqueue of the object at data[i], which ends
 // before next; what follows it is the caller's to check.
-func fastEnqueue(data []byte, i int) (req enqueueWire, next int, ok bool) {
+func fastEnqueue(data []byte, i int, c *strCache) (req enqueueWire, next int, ok bool) {
+	var own strCache
+	if c == nil {
+		c = &own
+	}
 	if i == len(data) || data[i] != '{' {
 		return req, 0, false
 	}
@@ -78,13 +82,13 @@ func fastEnqueue(data []byte, i int) (req enqueueWire, next int, ok bool) {
 			}
 			switch string(key) {
 			case "queue":
-				bit, req.Queue = fkQueue, string(s)
+				bit, req.Queue = fkQueue, keep(&c.queue, s)
 			case "type":
-				bit, req.Type = fkType, string(s)
+				bit, req.Type = fkType, keep(&c.typ, s)
 			case "delay":
-				bit, req.Delay = fkDelay, string(s)
+				bit, req.Delay = fkDelay, keep(&c.delay, s)
 			case "timeout":
-				bit, req.Timeout = fkTimeout, string(s)
+				bit, req.Timeout = fkTimeout, keep(&c.timeout, s)
 			default:
 				bit, req.UniqueKey = fkUniqueKey, string(s)
 			}
@@ -133,6 +137,21 @@ func fastEnqueue(data []byte, i int) (req enqueueWire, next int, ok bool) {
 		}
 		return req, 0, false
 	}
+}
+
+// strCache keeps the last string fastEnqueue made of each field that
+// mostly repeats from job to job of a batch or a stream, so that alike jobs
+// share one string, not one each; nil keeps none from call to call. It
+// belongs to one goroutine.
+type strCache struct{ queue, typ, delay, timeout string }
+
+// keep returns s as a string: *last if it holds those bytes, else a new
+// string that it keeps in *last.
+func keep(last *string, s []byte) string {
+	if string(s) != *last {
+		*last = string(s)
+	}
+	return *last
 }
 
 // skipSpace returns the index of the first byte of data at or after i that

@@ -31,7 +31,7 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replic
 	}
 	// The fast path validates what it reads; decodeStrict answers
 	// anything it does not take.
-	req, ok := fastDecodeEnqueue(body)
+	req, ok := fastDecodeEnqueue(body, nil)
 	if !ok {
 		slow := new(enqueueWire) // of its own: decodeStrict makes it escape
 		if err := decodeStrict(body, slow, ""); err != nil {
@@ -141,12 +141,13 @@ func (a *API) batchSpecsFast(body []byte, now time.Time) (specs []fsm.JobSpec, o
 	var slowBuf [8]slowJob
 	slow := slowBuf[:0] // jobs for decodeStrict, in order
 	failed := -1        // the first job that failed to build
+	var strs strCache   // the jobs' queue, type and durations, mostly alike
 	var failErr error   // and why
 	n, ok := batchElems(body, func(k, i int) (int, bool) {
 		if k >= max || failed >= 0 {
 			return skipValue(body, i)
 		}
-		req, j, fast := fastEnqueue(body, i)
+		req, j, fast := fastEnqueue(body, i, &strs)
 		if !fast {
 			var valid bool
 			if j, valid = skipValue(body, i); !valid {
@@ -244,7 +245,7 @@ func jobSpecs[E ~[]byte](a *API, elems []E, now time.Time) ([]fsm.JobSpec, error
 	specs := make([]fsm.JobSpec, len(elems))
 	for i, raw := range elems {
 		prefix := jobPrefix(i)
-		jr, ok := fastDecodeEnqueue(raw)
+		jr, ok := fastDecodeEnqueue(raw, nil)
 		if !ok {
 			// A variable of its own: decodeStrict makes it escape, and jr
 			// would be allocated for every job otherwise.

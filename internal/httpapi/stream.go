@@ -179,6 +179,7 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 	limit := int(s.a.o.MaxPayload) + streamLineMargin
 	max := int64(s.a.o.MaxStreamInFlight)
 	var scratch []byte
+	var strs strCache // the lines' queue, type and durations, mostly alike
 	for n := 1; ; n++ {
 		for s.unanswered.Load() >= max {
 			handOff()
@@ -212,7 +213,7 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 			if tooLong {
 				it.err = tooLargef("line %d: longer than the limit of %d bytes (max_payload plus %d)", n, limit, streamLineMargin)
 			} else {
-				it.spec, it.err = s.a.streamLine(line, n)
+				it.spec, it.err = s.a.streamLine(line, n, &strs)
 			}
 			s.unanswered.Add(1)
 			pending = append(pending, it)
@@ -228,8 +229,9 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 }
 
 // streamLine decodes line n of a stream into a job through the one builder.
-func (a *API) streamLine(line []byte, n int) (fsm.JobSpec, *httpError) {
-	spec, err := a.decodeStreamLine(line)
+// c is the reader's.
+func (a *API) streamLine(line []byte, n int, c *strCache) (fsm.JobSpec, *httpError) {
+	spec, err := a.decodeStreamLine(line, c)
 	if err != nil {
 		he := asHTTPError(err)
 		he.msg = "line " + strconv.Itoa(n) + ": " + he.msg
@@ -238,11 +240,11 @@ func (a *API) streamLine(line []byte, n int) (fsm.JobSpec, *httpError) {
 	return spec, nil
 }
 
-func (a *API) decodeStreamLine(line []byte) (fsm.JobSpec, error) {
+func (a *API) decodeStreamLine(line []byte, c *strCache) (fsm.JobSpec, error) {
 	if off := invalidUTF8(line); off >= 0 {
 		return fsm.JobSpec{}, invalidf("invalid UTF-8 at byte %d: JSON text must be UTF-8", off)
 	}
-	if req, ok := fastDecodeEnqueue(line); ok {
+	if req, ok := fastDecodeEnqueue(line, c); ok {
 		return a.lineSpec(&req)
 	}
 	// A variable of its own: decodeStrict makes it escape, and the fast

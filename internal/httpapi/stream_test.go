@@ -415,7 +415,7 @@ func FuzzStreamLine(f *testing.F) {
 	}
 	a := New(Options{Replica: newMemReplica(), MaxPayload: 1000})
 	f.Fuzz(func(t *testing.T, line []byte) {
-		spec, herr := a.streamLine(line, 3)
+		spec, herr := a.streamLine(line, 3, nil)
 		if herr != nil {
 			if !strings.HasPrefix(herr.msg, "line 3: ") || herr.code == "" {
 				t.Fatalf("error %q %q", herr.code, herr.msg)
@@ -437,7 +437,7 @@ func FuzzStreamLine(f *testing.F) {
 // that its fast path must agree with.
 func (a *API) streamLineStrict(line []byte, n int) (fsm.JobSpec, *httpError) {
 	if invalidUTF8(line) >= 0 {
-		return a.streamLine(line, n) // refused before any decoding
+		return a.streamLine(line, n, nil) // refused before any decoding
 	}
 	var spec fsm.JobSpec
 	req := new(enqueueWire)
@@ -457,7 +457,10 @@ func (a *API) streamLineStrict(line []byte, n int) (fsm.JobSpec, *httpError) {
 // streamLineStrict does.
 func checkStreamLine(t *testing.T, a *API, line []byte) {
 	t.Helper()
-	spec, herr := a.streamLine(line, 3)
+	// A cache that holds other strings, then those of line.
+	c := &strCache{queue: "q0", typ: "t0", delay: "1m", timeout: "2s"}
+	a.streamLine(line, 3, c)
+	spec, herr := a.streamLine(line, 3, c)
 	want, wantErr := a.streamLineStrict(line, 3)
 	if (herr == nil) != (wantErr == nil) || herr != nil && !sameError(herr, wantErr) {
 		t.Fatalf("%q: answered %s, decodeStrict %s", line, describeError(asError(herr)), describeError(asError(wantErr)))
