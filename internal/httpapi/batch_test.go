@@ -467,3 +467,39 @@ func TestBatchResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchBodyReused: the buffer of a batch body goes back to
+// batchBodies, and the jobs of a batch keep their own copies of what they
+// hold: batches after them (a valid one, a refused one) that fill the same
+// buffer change nothing of them.
+func TestBatchBodyReused(t *testing.T) {
+	rep := newMemReplica()
+	a := New(fuzzOptions())
+	a.SetReplica(rep)
+	h := a.Handler()
+	batch := func(c byte) []byte {
+		s := strings.Repeat(string(c), 40)
+		return []byte(`{"jobs":[{"queue":"q` + s + `","type":"t` + s + `","payload":{"p":"` + s + `"},"timeout":"1s","unique_key":"` + s + `","run_at":"2031-01-02T03:04:05Z"},{"Type":"t` + s + `","payload":"` + s + `"}]}`)
+	}
+	if rec := fuzzRequest(h, "POST", "/v1/jobs/batch", "application/json", batch('a')); rec.Code != 201 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if rec := fuzzRequest(h, "POST", "/v1/jobs/batch", "application/json", batch('b')); rec.Code != 201 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if rec := fuzzRequest(h, "POST", "/v1/jobs/batch", "application/json", bytes.ReplaceAll(batch('c'), []byte(`"t`), []byte(`" t`))); rec.Code != 400 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	for id, c := range map[uint64]string{1: "a", 2: "a", 3: "b", 4: "b"} {
+		s := strings.Repeat(c, 40)
+		var job fsm.Job
+		rep.Read(func(m *fsm.Machine) { job, _ = m.Get(id) })
+		want := `{"p":"` + s + `"}`
+		if id%2 == 0 {
+			want = `"` + s + `"`
+		}
+		if job.Type != "t"+s || job.Payload != want || id%2 == 1 && (job.Queue != "q"+s || job.UniqueKey != s) {
+			t.Errorf("job %d: %+v", id, job)
+		}
+	}
+}

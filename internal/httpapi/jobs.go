@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
@@ -59,9 +60,28 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replic
 	return nil
 }
 
+// batchBodies holds the buffers of batch bodies, *[]byte: a batch is done
+// with its body once its specs are built (they copy what they keep, and
+// so do the errors), and a body is hundreds of kilobytes that would
+// otherwise be allocated, zeroed and collected for every batch.
+var batchBodies sync.Pool
+
+// maxPooledBody bounds the buffers that batchBodies keeps.
+const maxPooledBody = 4 << 20
+
 // POST /v1/jobs/batch
 func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
-	body, err := a.readBody(w, r)
+	bp, _ := batchBodies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	body, err := a.readBodyInto(w, r, *bp)
+	if cap(body) <= maxPooledBody {
+		defer func() {
+			*bp = body[:0]
+			batchBodies.Put(bp)
+		}()
+	}
 	if err != nil {
 		return err
 	}
