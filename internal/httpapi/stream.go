@@ -96,11 +96,11 @@ type stream struct {
 	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
-	queue   []streamItem  // read, not yet in a group
-	eof     bool          // the reader is done: queue is all there is
-	readErr error         // why the reader stopped: nil (EOF), errStreamIdle, a broken body
-	fatal   *httpError    // a system failure: propose nothing more
-	more    chan struct{} // (1) the queue grew or eof was set
+	queue   [][]streamItem // read, not yet in a group: the reader's runs, in order
+	eof     bool           // the reader is done: queue is all there is
+	readErr error          // why the reader stopped: nil (EOF), errStreamIdle, a broken body
+	fatal   *httpError     // a system failure: propose nothing more
+	more    chan struct{}  // (1) the queue grew or eof was set
 
 	stopped    atomic.Bool   // fatal is set: the reader stops
 	unanswered atomic.Int64  // lines read and not yet answered
@@ -160,10 +160,12 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 		if len(pending) == 0 {
 			return
 		}
+		// The run itself goes to the batcher, not a copy; the next one
+		// gets an array of its own, of about the size of this one.
 		s.mu.Lock()
-		s.queue = append(s.queue, pending...)
+		s.queue = append(s.queue, pending)
 		s.mu.Unlock()
-		pending = pending[:0]
+		pending = make([]streamItem, 0, min(streamHandOff, 2*len(pending)))
 		signal(s.more)
 	}
 	var err error
@@ -359,15 +361,12 @@ func (s *stream) batch() {
 		var fatal *httpError
 		for {
 			s.mu.Lock()
-			n := min(len(s.queue), maxBatch)
-			items, fatal = s.queue[:n:n], s.fatal
-			s.queue = s.queue[n:]
-			if len(s.queue) == 0 {
-				s.queue = nil // the reader appends to a new array
-			}
+			runs := s.takeRuns(maxBatch)
+			fatal = s.fatal
 			eof := s.eof
 			s.mu.Unlock()
-			if n > 0 {
+			if len(runs) > 0 {
+				items = joinRuns(runs)
 				break
 			}
 			if eof {
@@ -409,6 +408,47 @@ func (s *stream) batch() {
 			<-s.slots
 		}()
 	}
+}
+
+// takeRuns takes the runs of the first (at most) max items of s.queue,
+// splitting a run if need be. s.mu is held.
+func (s *stream) takeRuns(max int) [][]streamItem {
+	var runs [][]streamItem
+	n := 0
+	for len(s.queue) > 0 && n < max {
+		run := s.queue[0]
+		if k := max - n; len(run) > k {
+			runs = append(runs, run[:k:k])
+			s.queue[0] = run[k:]
+			n += k
+			break
+		}
+		runs = append(runs, run)
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		n += len(run)
+	}
+	if len(s.queue) == 0 {
+		s.queue = nil // the reader appends to a new array
+	}
+	return runs
+}
+
+// joinRuns returns the items of runs as one slice: the run itself if
+// there is one, else a copy.
+func joinRuns(runs [][]streamItem) []streamItem {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	n := 0
+	for _, r := range runs {
+		n += len(r)
+	}
+	items := make([]streamItem, 0, n)
+	for _, r := range runs {
+		items = append(items, r...)
+	}
+	return items
 }
 
 // lineError is err as the answer of line n.

@@ -543,3 +543,41 @@ func newTLSServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TestStreamTakeRuns: the batcher takes the reader's runs in order, at
+// most max items, splitting a run that does not fit, and joins them.
+func TestStreamTakeRuns(t *testing.T) {
+	var s stream
+	n := 0
+	for _, size := range []int{3, 5, 2, 1} {
+		run := make([]streamItem, size)
+		for i := range run {
+			n++
+			run[i].line = n
+		}
+		s.queue = append(s.queue, run)
+	}
+	var lines []int
+	for _, max := range []int{4, 4, 1, 10, 10} {
+		items := joinRuns(s.takeRuns(max))
+		if len(items) > max {
+			t.Fatalf("max %d: %d items", max, len(items))
+		}
+		for _, it := range items {
+			lines = append(lines, it.line)
+		}
+	}
+	if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}; !reflect.DeepEqual(lines, want) {
+		t.Fatalf("lines %v, want %v", lines, want)
+	}
+	if s.queue != nil {
+		t.Fatalf("queue left %v", s.queue)
+	}
+	// A run taken whole is the run itself; a part of it has no room to
+	// grow into the rest.
+	s.queue = [][]streamItem{make([]streamItem, 5)}
+	first := joinRuns(s.takeRuns(2))
+	if len(first) != 2 || cap(first) != 2 || len(s.queue) != 1 || len(s.queue[0]) != 3 {
+		t.Fatalf("split: %d/%d items, queue %v", len(first), cap(first), s.queue)
+	}
+}
