@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/beaver-raft/beaver-raft/api"
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 )
 
 // encodedBody is a request body already in JSON: doAt sends it as it is.
@@ -148,12 +149,15 @@ func plainJSON(p json.RawMessage) bool {
 		case c < 0x20 || c >= 0x7f || c == '<' || c == '>' || c == '&':
 			return false
 		case inStr && c == '\\':
-			i++ // not a quote; json.Valid refuses any but a plain ASCII escape
+			i++ // not a quote; jsonscan.Value refuses any but a plain ASCII escape
 		case c == '"':
 			inStr = !inStr
 		case c == ' ' && !inStr:
 			return false
 		}
 	}
-	return json.Valid(p)
+	// jsonscan.Value is json.Valid but for values nested deeper than
+	// jsonscan.MaxDepth, which it leaves to json.Marshal.
+	end, ok := jsonscan.Value(p, 0)
+	return ok && end == len(p)
 }

@@ -90,10 +90,11 @@ func TestEncodeBatch(t *testing.T) {
 		{Type: "t", Payload: json.RawMessage(`[1,2`)}, {Type: "t", Payload: json.RawMessage(`1 2`)},
 		{Type: "t", Payload: json.RawMessage(`"a\" b"`)}, // a space in a string after an escaped quote is kept
 		{Type: "t", RunAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Type: "t", Payload: json.RawMessage(strings.Repeat("[", 300) + strings.Repeat("]", 300))}, // deeper than jsonscan follows
 	}
 	for _, j := range left {
 		ok := checkEncodeBatch(t, api.BatchRequest{Jobs: []api.EnqueueRequest{{Type: "first"}, j}})
-		if ok && j.Payload == nil {
+		if ok && (j.Payload == nil || len(j.Payload) == 600) {
 			t.Errorf("%+v: taken", j)
 		}
 	}

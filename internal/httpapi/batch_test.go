@@ -11,6 +11,7 @@ import (
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 )
 
 // batchCases are bodies of POST /v1/jobs/batch for the differential test
@@ -226,7 +227,7 @@ var batchCases = []struct {
 	{`{"jobs":[truefalse]}`, false},
 	{`{"jobs":[{"type":"t","priority":tru}]}`, false},
 	{`{"jobs":[{"type":"t","queue":nul}]}`, false},
-	// deep nesting in a payload: up to skipDepth on the fast path, deeper
+	// deep nesting in a payload: up to jsonscan.MaxDepth on the fast path, deeper
 	// through decodeStrict, and past encoding/json's limit refused
 	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 255) + strings.Repeat("]", 255) + `}]}`, true},
 	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 256) + strings.Repeat("]", 256) + `}]}`, true},
@@ -386,11 +387,11 @@ func TestBatchDecodeHostile(t *testing.T) {
 	checkBatchDecode(t, a, body)
 }
 
-// elemsOf is batchElems with skipValue for each element: the elements of
+// elemsOf is batchElems with jsonscan.Value for each element: the elements of
 // a batch body, in place, and how many there are.
 func elemsOf(body []byte) (elems [][]byte, n int, ok bool) {
 	n, ok = batchElems(body, func(k, i int) (int, bool) {
-		j, ok := skipValue(body, i)
+		j, ok := jsonscan.Value(body, i)
 		if ok {
 			elems = append(elems, body[i:j])
 		}

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"math"
 	"unicode/utf8"
+
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 )
 
 // Bits of fastDecodeEnqueue's set of keys seen.
@@ -35,7 +37,7 @@ const (
 //   - strings without escapes, of valid UTF-8 (encoding/json would
 //     replace invalid bytes with U+FFFD), for queue, type, delay, timeout
 //     and unique_key;
-//   - any valid JSON value but null, at most skipDepth deep, for payload
+//   - any valid JSON value but null, at most jsonscan.MaxDepth deep, for payload
 //     and run_at (json.RawMessage), kept byte for byte;
 //   - integers written as -?[1-9][0-9]{0,17} or 0, in range, for priority
 //     (int32) and max_attempts (int).
@@ -43,7 +45,7 @@ const (
 // Payload and RunAt of req alias data (decodeStrict copies them). When not
 // ok, req is the zero enqueueWire, ready for decodeStrict.
 func fastDecodeEnqueue(data []byte, c *strCache) (enqueueWire, bool) {
-	if req, j, ok := fastEnqueue(data, skipSpace(data, 0), c); ok && skipSpace(data, j) == len(data) {
+	if req, j, ok := fastEnqueue(data, jsonscan.Space(data, 0), c); ok && jsonscan.Space(data, j) == len(data) {
 		return req, true
 	}
 	return enqueueWire{}, false
@@ -59,7 +61,7 @@ func fastEnqueue(data []byte, i int, c *strCache) (req enqueueWire, next int, ok
 	if i == len(data) || data[i] != '{' {
 		return req, 0, false
 	}
-	i = skipSpace(data, i+1)
+	i = jsonscan.Space(data, i+1)
 	if i < len(data) && data[i] == '}' {
 		return req, i + 1, true
 	}
@@ -69,10 +71,10 @@ func fastEnqueue(data []byte, i int, c *strCache) (req enqueueWire, next int, ok
 		if !ok {
 			return req, 0, false
 		}
-		if i = skipSpace(data, j); i == len(data) || data[i] != ':' {
+		if i = jsonscan.Space(data, j); i == len(data) || data[i] != ':' {
 			return req, 0, false
 		}
-		i = skipSpace(data, i+1)
+		i = jsonscan.Space(data, i+1)
 		var bit uint
 		switch string(key) {
 		case "queue", "type", "delay", "timeout", "unique_key":
@@ -94,7 +96,7 @@ func fastEnqueue(data []byte, i int, c *strCache) (req enqueueWire, next int, ok
 			}
 			i = j
 		case "payload", "run_at":
-			j, ok := skipValue(data, i)
+			j, ok := jsonscan.Value(data, i)
 			if !ok || string(data[i:j]) == "null" {
 				return req, 0, false
 			}
@@ -125,12 +127,12 @@ func fastEnqueue(data []byte, i int, c *strCache) (req enqueueWire, next int, ok
 		seen |= bit
 		// A value ends at a delimiter: what follows a number or a literal
 		// ("01", "1.", "truex") is refused here.
-		if i = skipSpace(data, i); i == len(data) {
+		if i = jsonscan.Space(data, i); i == len(data) {
 			return req, 0, false
 		}
 		switch data[i] {
 		case ',':
-			i = skipSpace(data, i+1)
+			i = jsonscan.Space(data, i+1)
 			continue
 		case '}':
 			return req, i + 1, true
@@ -152,19 +154,6 @@ func keep(last *string, s []byte) string {
 		*last = string(s)
 	}
 	return *last
-}
-
-// skipSpace returns the index of the first byte of data at or after i that
-// is not JSON whitespace.
-func skipSpace(data []byte, i int) int {
-	for ; i < len(data); i++ {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 // Classes of a byte inside a JSON string (strClass).
@@ -246,192 +235,6 @@ func plainInt(data []byte, i int) (n int64, next int, ok bool) {
 	return n, j, true
 }
 
-// skipDepth bounds the nesting that skipValue follows: deeper values go to
-// decodeStrict (encoding/json stops at 10,000 levels; no payload of a
-// job needs 256).
-const skipDepth = 256
-
-// skipValue validates the JSON value at data[i] exactly as json.Valid
-// would (strings may hold bytes that are not UTF-8, as json.Valid allows
-// and a json.RawMessage keeps) and returns the index after it. It answers
-// !ok for anything else, and for a value nested more than skipDepth deep.
-// What follows the value is the caller's to check.
-func skipValue(data []byte, i int) (next int, ok bool) {
-	var object [skipDepth]bool // of each open container: an object
-	depth := 0
-	for {
-		// At the start of a value.
-		if i == len(data) {
-			return 0, false
-		}
-		switch c := data[i]; c {
-		case '{', '[':
-			if depth == skipDepth {
-				return 0, false
-			}
-			object[depth] = c == '{'
-			depth++
-			if i = skipSpace(data, i+1); i < len(data) && data[i] == c+2 { // '}', ']'
-				i++
-				depth--
-				break
-			}
-			if c == '{' {
-				if i, ok = skipKey(data, i); !ok {
-					return 0, false
-				}
-			}
-			continue
-		case '"':
-			if i, ok = skipString(data, i); !ok {
-				return 0, false
-			}
-		case 't':
-			if i, ok = skipLiteral(data, i, "true"); !ok {
-				return 0, false
-			}
-		case 'f':
-			if i, ok = skipLiteral(data, i, "false"); !ok {
-				return 0, false
-			}
-		case 'n':
-			if i, ok = skipLiteral(data, i, "null"); !ok {
-				return 0, false
-			}
-		default:
-			if i, ok = skipNumber(data, i); !ok {
-				return 0, false
-			}
-		}
-		// After a value: close the containers it ends, up to the next
-		// value of the innermost one that goes on.
-		for {
-			if depth == 0 {
-				return i, true
-			}
-			if i = skipSpace(data, i); i == len(data) {
-				return 0, false
-			}
-			c := data[i]
-			if c == ',' {
-				if i = skipSpace(data, i+1); object[depth-1] {
-					if i, ok = skipKey(data, i); !ok {
-						return 0, false
-					}
-				}
-				break
-			}
-			if c != '}' && c != ']' || (c == '}') != object[depth-1] {
-				return 0, false
-			}
-			i++
-			depth--
-		}
-	}
-}
-
-// skipKey skips the key at data[i] of an object, the colon after it and
-// the whitespace around that, to the start of its value.
-func skipKey(data []byte, i int) (next int, ok bool) {
-	if i, ok = skipString(data, i); !ok {
-		return 0, false
-	}
-	if i = skipSpace(data, i); i == len(data) || data[i] != ':' {
-		return 0, false
-	}
-	return skipSpace(data, i+1), true
-}
-
-// skipString validates the JSON string at data[i] as json.Valid does (its
-// escapes, no control character) and returns the index after it.
-func skipString(data []byte, i int) (next int, ok bool) {
-	if i == len(data) || data[i] != '"' {
-		return 0, false
-	}
-	for j := i + 1; j < len(data); j++ {
-		if strClass[data[j]] != strEnd {
-			continue
-		}
-		switch data[j] {
-		case '"':
-			return j + 1, true
-		case '\\':
-			if j++; j == len(data) {
-				return 0, false
-			}
-			switch data[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if j+4 >= len(data) || !isHex(data[j+1]) || !isHex(data[j+2]) || !isHex(data[j+3]) || !isHex(data[j+4]) {
-					return 0, false
-				}
-				j += 4
-			default:
-				return 0, false
-			}
-		default: // a control character
-			return 0, false
-		}
-	}
-	return 0, false
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// skipLiteral skips lit (true, false or null) at data[i].
-func skipLiteral(data []byte, i int, lit string) (next int, ok bool) {
-	if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != lit {
-		return 0, false
-	}
-	return i + len(lit), true
-}
-
-// skipNumber skips the JSON number at data[i]:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func skipNumber(data []byte, i int) (next int, ok bool) {
-	if i < len(data) && data[i] == '-' {
-		i++
-	}
-	switch {
-	case i == len(data):
-		return 0, false
-	case data[i] == '0':
-		i++
-	case '1' <= data[i] && data[i] <= '9':
-		i = skipDigits(data, i+1)
-	default:
-		return 0, false
-	}
-	if i < len(data) && data[i] == '.' {
-		j := skipDigits(data, i+1)
-		if j == i+1 {
-			return 0, false
-		}
-		i = j
-	}
-	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
-		i++
-		if i < len(data) && (data[i] == '+' || data[i] == '-') {
-			i++
-		}
-		j := skipDigits(data, i)
-		if j == i {
-			return 0, false
-		}
-		i = j
-	}
-	return i, true
-}
-
-func skipDigits(data []byte, i int) int {
-	for i < len(data) && '0' <= data[i] && data[i] <= '9' {
-		i++
-	}
-	return i
-}
-
 // batchElems reads a batch body of exactly the shape
 //
 //	{"jobs":[elem,elem,...]}
@@ -447,21 +250,21 @@ func skipDigits(data []byte, i int) int {
 // case-insensitively, takes the last of duplicates, reads null as no jobs,
 // and it words the errors.
 func batchElems(body []byte, elem func(k, i int) (next int, ok bool)) (n int, ok bool) {
-	i := skipSpace(body, 0)
+	i := jsonscan.Space(body, 0)
 	if i == len(body) || body[i] != '{' {
 		return 0, false
 	}
-	key, i, ok := plainString(body, skipSpace(body, i+1))
+	key, i, ok := plainString(body, jsonscan.Space(body, i+1))
 	if !ok || string(key) != "jobs" {
 		return 0, false
 	}
-	if i = skipSpace(body, i); i == len(body) || body[i] != ':' {
+	if i = jsonscan.Space(body, i); i == len(body) || body[i] != ':' {
 		return 0, false
 	}
-	if i = skipSpace(body, i+1); i == len(body) || body[i] != '[' {
+	if i = jsonscan.Space(body, i+1); i == len(body) || body[i] != '[' {
 		return 0, false
 	}
-	if i = skipSpace(body, i+1); i < len(body) && body[i] == ']' {
+	if i = jsonscan.Space(body, i+1); i < len(body) && body[i] == ']' {
 		i++ // no jobs
 	} else {
 		for {
@@ -469,7 +272,7 @@ func batchElems(body []byte, elem func(k, i int) (next int, ok bool)) (n int, ok
 				return 0, false
 			}
 			n++
-			if i = skipSpace(body, i); i == len(body) {
+			if i = jsonscan.Space(body, i); i == len(body) {
 				return 0, false
 			}
 			if body[i] == ']' {
@@ -479,11 +282,11 @@ func batchElems(body []byte, elem func(k, i int) (next int, ok bool)) (n int, ok
 			if body[i] != ',' {
 				return 0, false
 			}
-			i = skipSpace(body, i+1)
+			i = jsonscan.Space(body, i+1)
 		}
 	}
-	if i = skipSpace(body, i); i == len(body) || body[i] != '}' {
+	if i = jsonscan.Space(body, i); i == len(body) || body[i] != '}' {
 		return 0, false
 	}
-	return n, skipSpace(body, i+1) == len(body)
+	return n, jsonscan.Space(body, i+1) == len(body)
 }

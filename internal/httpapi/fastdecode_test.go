@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 )
 
 // benchReplica answers every enqueue without applying it, so that the
@@ -278,7 +279,7 @@ func TestFastDecode(t *testing.T) {
 		`{"payload":01}`, `{"payload":-}`, `{"payload":1.}`, `{"payload":.1}`, `{"payload":+1}`, `{"payload":1e}`, `{"payload":1e-}`,
 		`{"payload":0x1}`, `{"payload":NaN}`, `{"payload":-Infinity}`, `{"priority":1.}`, `{"priority":-}`, `{"priority":1x}`,
 		`{"priority":1-}`, `{"max_attempts":2e}`, `{"payload":tru}`, `{"payload":nul}`, `{"payload":True}`, `{"payload":falsee}`,
-		`{"run_at":nulls}`, `{"payload":` + strings.Repeat("[", skipDepth+1) + strings.Repeat("]", skipDepth+1) + `}`,
+		`{"run_at":nulls}`, `{"payload":` + strings.Repeat("[", jsonscan.MaxDepth+1) + strings.Repeat("]", jsonscan.MaxDepth+1) + `}`,
 	}
 	for _, in := range fallback {
 		got, ok := fastDecodeEnqueue([]byte(in), nil)
@@ -351,9 +352,9 @@ func FuzzFastDecode(f *testing.F) {
 	})
 }
 
-// skipValueCases are JSON values, valid or not, for TestSkipValue and
-// FuzzSkipValue.
-var skipValueCases = []string{
+// payloadCases are JSON values, valid or not, for the payloads of the
+// differential tests (internal/jsonscan tests jsonscan.Value on them).
+var payloadCases = []string{
 	`0`, `-0`, `1`, `-1`, `12.5`, `-0.0e-0`, `1E+9`, `1e9`, `123456789012345678901234567890`,
 	`01`, `-01`, `00`, `1.`, `.5`, `-`, `+1`, `1e`, `1e+`, `1.e5`, `0x10`, `NaN`, `Infinity`, `--1`,
 	`true`, `false`, `null`, `tru`, `nul`, `True`, `fals`,
@@ -362,69 +363,8 @@ var skipValueCases = []string{
 	`[]`, `{}`, `[ ]`, `{ }`, `[1,2]`, `[1 , 2 ]`, `{"a":1,"b":[{}]}`, ` { "a" : [ 1 , { "b" : null } ] } `,
 	`[`, `]`, `{`, `}`, `[1,]`, `[,1]`, `[1 2]`, `{"a":1,}`, `{"a"}`, `{"a":}`, `{1:1}`, `{"a" 1}`, `{"a"::1}`,
 	`[1}`, `{"a":1]`, `[[[]]`, `[]]`, `{"a":{"b":1}`, `{"a":1}}`, `[1][2]`, `1 2`, `"a" "b"`,
-	strings.Repeat("[", skipDepth) + strings.Repeat("]", skipDepth),
-	strings.Repeat("[", skipDepth+1) + strings.Repeat("]", skipDepth+1),
-	strings.Repeat(`{"a":`, skipDepth) + "1" + strings.Repeat("}", skipDepth),
+	strings.Repeat("[", jsonscan.MaxDepth) + strings.Repeat("]", jsonscan.MaxDepth),
+	strings.Repeat("[", jsonscan.MaxDepth+1) + strings.Repeat("]", jsonscan.MaxDepth+1),
+	strings.Repeat(`{"a":`, jsonscan.MaxDepth) + "1" + strings.Repeat("}", jsonscan.MaxDepth),
 	strings.Repeat("[", 3) + strings.Repeat("]", 2),
-}
-
-// checkSkipValue checks skipValue against json.Valid on data with
-// whitespace around one value: it takes exactly the valid JSON, but what
-// is nested deeper than skipDepth.
-func checkSkipValue(t *testing.T, data []byte) {
-	t.Helper()
-	j, ok := skipValue(data, skipSpace(data, 0))
-	got := ok && skipSpace(data, j) == len(data)
-	if want := json.Valid(data); got != want && (got || nesting(data) <= skipDepth) {
-		t.Fatalf("%q: skipValue %v (to %d), json.Valid %v", data, got, j, want)
-	}
-}
-
-// nesting is the deepest nesting of brackets and braces of data outside
-// strings, valid JSON or not.
-func nesting(data []byte) int {
-	depth, deepest, inStr := 0, 0, false
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; {
-		case inStr && c == '\\':
-			i++
-		case c == '"':
-			inStr = !inStr
-		case inStr:
-		case c == '[' || c == '{':
-			depth++
-			deepest = max(deepest, depth)
-		case c == ']' || c == '}':
-			depth--
-		}
-	}
-	return deepest
-}
-
-func TestSkipValue(t *testing.T) {
-	for _, c := range skipValueCases {
-		checkSkipValue(t, []byte(c))
-		// and what follows a value is the caller's
-		if j, ok := skipValue([]byte(c+",x"), skipSpace([]byte(c), 0)); ok && j > len(c) {
-			t.Errorf("%q: skipValue went on to %d", c, j)
-		}
-	}
-	for _, c := range fastDecodeSeeds {
-		checkSkipValue(t, []byte(c))
-	}
-	if _, ok := skipValue([]byte(strings.Repeat("[", skipDepth+1)+strings.Repeat("]", skipDepth+1)), 0); ok {
-		t.Error("took a value nested deeper than skipDepth")
-	}
-}
-
-// FuzzSkipValue is a differential test of skipValue against json.Valid.
-//
-//	go test -run '^$' -fuzz '^FuzzSkipValue$' -fuzztime 60s ./internal/httpapi/
-func FuzzSkipValue(f *testing.F) {
-	for _, c := range skipValueCases {
-		f.Add([]byte(c))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		checkSkipValue(t, data)
-	})
 }

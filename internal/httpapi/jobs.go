@@ -14,6 +14,7 @@ import (
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/jobspec"
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
@@ -149,7 +150,7 @@ func (a *API) batchSpecs(body []byte, now time.Time) ([]fsm.JobSpec, error) {
 // batchElems reads, in one pass and without encoding/json: batchElems
 // validates the body as it finds the jobs, and each job is decoded
 // (fastEnqueue) and built as it is found. A job fastEnqueue does not take
-// is only delimited and validated (skipValue) and decoded with decodeStrict
+// is only delimited and validated (jsonscan.Value) and decoded with decodeStrict
 // once the whole body is known to be valid JSON, as batchSpecsStrict would.
 // Past MaxBatch jobs, or past the first job that fails, the jobs are only
 // validated: a hostile batch (megabytes of "1,") costs that scan and no
@@ -165,12 +166,12 @@ func (a *API) batchSpecsFast(body []byte, now time.Time) (specs []fsm.JobSpec, o
 	var failErr error   // and why
 	n, ok := batchElems(body, func(k, i int) (int, bool) {
 		if k >= max || failed >= 0 {
-			return skipValue(body, i)
+			return jsonscan.Value(body, i)
 		}
 		req, j, fast := fastEnqueue(body, i, &strs)
 		if !fast {
 			var valid bool
-			if j, valid = skipValue(body, i); !valid {
+			if j, valid = jsonscan.Value(body, i); !valid {
 				return 0, false
 			}
 			slow = append(slow, slowJob{k, i, j})

@@ -497,7 +497,7 @@ func TestStreamLineDifferential(t *testing.T) {
 	for _, s := range seedEnqueue {
 		checkStreamLine(t, a, []byte(s))
 	}
-	for _, s := range skipValueCases {
+	for _, s := range payloadCases {
 		checkStreamLine(t, a, []byte(`{"type":"t","payload":`+s+`}`))
 	}
 	_, elems := benchBatch(2)
@@ -521,7 +521,7 @@ func FuzzStreamLineDecode(f *testing.F) {
 	for _, s := range seedEnqueue {
 		f.Add([]byte(s))
 	}
-	for _, s := range skipValueCases {
+	for _, s := range payloadCases {
 		f.Add([]byte(`{"type":"t","payload":` + s + `}`))
 	}
 	_, elems := benchBatch(2)
