@@ -172,7 +172,11 @@ func (c *Client) EnqueueBatch(ctx context.Context, req api.BatchRequest) (api.Ba
 	for _, j := range req.Jobs {
 		keyed = keyed && j.UniqueKey != ""
 	}
-	return out, c.call(ctx, "POST", "/v1/jobs/batch", req, &out, keyed)
+	var in any = req
+	if b, ok := encodeBatch(&req); ok {
+		in = encodedBody(b) // what json.Marshal(req) gives, without reflection
+	}
+	return out, c.call(ctx, "POST", "/v1/jobs/batch", in, &out, keyed)
 }
 
 // Get returns job id (GET /v1/jobs/{id}).
@@ -367,7 +371,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // doAt sends one call to the server at base.
 func (c *Client) doAt(ctx context.Context, base, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	if b, ok := in.(encodedBody); ok {
+		body = bytes.NewReader(b)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("%s %s: encode request: %w", method, path, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 )
 
 // batchCases are bodies of POST /v1/jobs/batch for the differential test
@@ -58,6 +59,9 @@ var batchCases = []struct {
 	{`{"jobs":[{"type":"t"},{"type":"bad type"}]}`, true},
 	{`{"jobs":[{"type":"t","delay":"-1s"},{"type":"t","foo":1}]}`, true},
 	{`{"jobs":[{"type":"t","foo":1},{"type":"t","delay":"-1s"}]}`, true},
+	{`{"jobs":[{"Type":"t"},{"type":"bad type"}]}`, true},
+	{`{"jobs":[{"Type":"t"},{"type":"t"},{"TYPE":"t"},{"type":"t","delay":"-1s"},{"Type":"t"}]}`, true},
+	{`{"jobs":[{"Type":"t"},{"type":"t","delay":"-1s"},{"TYPE":"bad type"}]}`, true},
 	{`{"jobs":[{"type":"t","run_at":"2030-01-01T00:00:00Z","delay":"1s"}]}`, true},
 	{`{"jobs":[{"type":"t","run_at":17}]}`, true},
 	{`{"jobs":[{"type":"t","payload":"` + strings.Repeat("x", 253) + `"}]}`, true},
@@ -100,7 +104,186 @@ var batchCases = []struct {
 	{`{"jobs":[{"type":"t"}]}x`, false},
 	{`{"jobs":[` + strings.Repeat("[", 20000) + `]}`, false},
 	{"{\"jobs\":[{\"type\":\"t\n\"}]}", false},
+	// invalid JSON of every kind, in a job the fast path decodes, in its
+	// payload, in a job for decodeStrict, past MaxBatch and around them:
+	// all of it goes to decodeStrict, which words the error.
+	// bad escapes
+	{`{"jobs":[{"type":"t","payload":"\x"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":"\u12"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":"\u12g4"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":"\U0041"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":"\'"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{"a\x":1}}]}`, false},
+	{`{"jobs":[{"type":"t\x"}]}`, false},
+	{`{"jobs":[{"ty\pe":"t"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":"\`, false},
+	{`{"jobs":[{"type":"t","payload":"\u00`, false},
+	{`{"jobs":[1,2,3,4,5,6,7,8,"\q"]}`, false},
+	// raw control characters
+	{"{\"jobs\":[{\"type\":\"t\",\"payload\":\"a\x00b\"}]}", false},
+	{"{\"jobs\":[{\"type\":\"t\",\"payload\":\"\x1f\"}]}", false},
+	{"{\"jobs\":[{\"type\":\"t\",\"payload\":\"\t\"}]}", false},
+	{"{\"jobs\":[{\"type\":\"t\",\"payload\":{\"\n\":1}}]}", false},
+	{"{\"jobs\":[{\"queue\":\"\x01\",\"type\":\"t\"}]}", false},
+	{"{\"jobs\":[{\"ty\x7fpe\":\"t\"}]}", true}, // DEL is no control character: an unknown key
+	{"{\"jobs\":[{\"Type\":\"t\x00\"}]}", false},
+	{"{\"jo\x00bs\":[]}", false},
+	// invalid UTF-8: json.Valid takes it, encoding/json keeps it in a
+	// raw payload and replaces it with U+FFFD in a string
+	{"{\"jobs\":[{\"type\":\"t\",\"payload\":\"\xff\"}]}", true},
+	{"{\"jobs\":[{\"type\":\"t\",\"payload\":{\"\xc0\x80\":\"\xed\xa0\x80\"}}]}", true},
+	{"{\"jobs\":[{\"type\":\"t\",\"payload\":\"\xe2\x82\"}]}", true},
+	{"{\"jobs\":[{\"type\":\"t\",\"unique_key\":\"\xff\"}]}", true},
+	{"{\"jobs\":[{\"type\":\"t\xff\"}]}", true},
+	{"{\"jobs\":[{\"type\":\"t\",\"\xffpayload\":1}]}", true},
+	{"{\"jobs\":[\"\xff\"]}", true},
+	{"{\"jobs\":[{\"type\":\"t\"}]}\xff", false},
+	{"\xff{\"jobs\":[{\"type\":\"t\"}]}", false},
+	{"\xef\xbb\xbf{\"jobs\":[{\"type\":\"t\"}]}", false}, // a byte order mark
+	// truncated
+	{`{"jobs":[{"type":"t","payload":{"a":[1,2`, false},
+	{`{"jobs":[{"type":"t","payload":"abc`, false},
+	{`{"jobs":[{"type":"t","payload":tr`, false},
+	{`{"jobs":[{"type":"t","payload":1`, false},
+	{`{"jobs":[{"type":"t","priority":1`, false},
+	{`{"jobs":[{"type":"t"`, false},
+	{`{"jobs":[{"type":`, false},
+	{`{"jobs":[{"type"`, false},
+	{`{"jobs":[{"ty`, false},
+	{`{"jobs":[{`, false},
+	{`{"jobs":[`, false},
+	{`{"jobs":`, false},
+	{`{"jobs"`, false},
+	{`{"jo`, false},
+	{`{"jobs":[{"type":"t"},`, false},
+	{`{"jobs":[{"type":"t"}]`, false},
+	{`{"jobs":[1,2,3,4,5,6,7,8,9,10`, false},
+	// trailing garbage, and missing or extra delimiters
+	{`{"jobs":[{"type":"t"}]},`, false},
+	{`{"jobs":[{"type":"t"}]}}`, false},
+	{`{"jobs":[{"type":"t"}]}null`, false},
+	{`{"jobs":[{"type":"t"}]}` + "\x00", false},
+	{`{"jobs":[{"type":"t"}],}`, false},
+	{`{"jobs":[{"type":"t"}}]}`, false},
+	{`{"jobs":[{"type":"t",}]}`, false},
+	{`{"jobs":[{"type":"t"]}]}`, false},
+	{`{"jobs":[{"type":"t","payload":[1,]}]}`, false},
+	{`{"jobs":[{"type":"t","payload":[1}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{"a":1]}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{"a":1,}}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{"a" 1}}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{"a"::1}}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{1:1}}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{,}}]}`, false},
+	{`{"jobs":[{"type":"t","payload":[,]}]}`, false},
+	{`{"jobs":[{"type":"t","payload":[1 2]}]}`, false},
+	{`{"jobs":[{"type":"t","payload":1 2}]}`, false},
+	{`{"jobs":[{"type":"t" "payload":1}]}`, false},
+	{`{"jobs":[{"type""t"}]}`, false},
+	{`{"jobs":[{"Type":"t",}]}`, false},
+	{`{"jobs":[{"Type":"t"},]}`, false},
+	{`{"jobs":[,{"type":"t"}]}`, false},
+	{`{"jobs":[{"type":"t"},,{"type":"t"}]}`, false},
+	{`{"jobs" [{"type":"t"}]}`, false},
+	{`{,"jobs":[{"type":"t"}]}`, false},
+	// bad numbers, in a payload, a priority and past MaxBatch
+	{`{"jobs":[{"type":"t","payload":01}]}`, false},
+	{`{"jobs":[{"type":"t","payload":1.}]}`, false},
+	{`{"jobs":[{"type":"t","payload":.5}]}`, false},
+	{`{"jobs":[{"type":"t","payload":-}]}`, false},
+	{`{"jobs":[{"type":"t","payload":+1}]}`, false},
+	{`{"jobs":[{"type":"t","payload":-01}]}`, false},
+	{`{"jobs":[{"type":"t","payload":1e}]}`, false},
+	{`{"jobs":[{"type":"t","payload":1e+}]}`, false},
+	{`{"jobs":[{"type":"t","payload":1.e5}]}`, false},
+	{`{"jobs":[{"type":"t","payload":0x10}]}`, false},
+	{`{"jobs":[{"type":"t","payload":NaN}]}`, false},
+	{`{"jobs":[{"type":"t","payload":Infinity}]}`, false},
+	{`{"jobs":[{"type":"t","payload":[1,01]}]}`, false},
+	{`{"jobs":[{"type":"t","payload":-0.0e-0}]}`, true},
+	{`{"jobs":[{"type":"t","payload":1E+9}]}`, true},
+	{`{"jobs":[{"type":"t","priority":01}]}`, false},
+	{`{"jobs":[{"type":"t","priority":1.}]}`, false},
+	{`{"jobs":[{"type":"t","priority":-}]}`, false},
+	{`{"jobs":[{"type":"t","priority":--1}]}`, false},
+	{`{"jobs":[{"type":"t","priority":1x}]}`, false},
+	{`{"jobs":[{"type":"t","priority":1-}]}`, false},
+	{`{"jobs":[{"type":"t","max_attempts":00}]}`, false},
+	{`{"jobs":[{"type":"t","max_attempts":1e}]}`, false},
+	{`{"jobs":[{"type":"t","priority":-0}]}`, true},
+	{`{"jobs":[{"type":"t","priority":1e0}]}`, true},
+	{`{"jobs":[1,2,3,4,5,6,7,8,9,01]}`, false},
+	{`{"jobs":[1,2,3,4,5,6,7,8,9,1.]}`, false},
+	{`{"jobs":[01]}`, false},
+	{`{"jobs":[-]}`, false},
+	// bad literals
+	{`{"jobs":[{"type":"t","payload":tru}]}`, false},
+	{`{"jobs":[{"type":"t","payload":True}]}`, false},
+	{`{"jobs":[{"type":"t","payload":nul}]}`, false},
+	{`{"jobs":[{"type":"t","payload":falsey}]}`, false},
+	{`{"jobs":[{"type":"t","payload":[nulll]}]}`, false},
+	{`{"jobs":[{"type":"t","payload":undefined}]}`, false},
+	{`{"jobs":[nul]}`, false},
+	{`{"jobs":[truefalse]}`, false},
+	{`{"jobs":[{"type":"t","priority":tru}]}`, false},
+	{`{"jobs":[{"type":"t","queue":nul}]}`, false},
+	// deep nesting in a payload: up to jsonscan.MaxDepth on the fast path, deeper
+	// through decodeStrict, and past encoding/json's limit refused
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 255) + strings.Repeat("]", 255) + `}]}`, true},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 256) + strings.Repeat("]", 256) + `}]}`, true},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 257) + strings.Repeat("]", 257) + `}]}`, false},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat(`{"a":[`, 128) + "1" + strings.Repeat("]}", 128) + `}]}`, true},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat(`{"a":[`, 129) + "1" + strings.Repeat("]}", 129) + `}]}`, false},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 9996) + strings.Repeat("]", 9996) + `}]}`, false},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `}]}`, false},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}]}`, false},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 300) + strings.Repeat("]", 299) + `}]}`, false},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 100) + strings.Repeat("]", 101) + `}]}`, false},
+	{`{"jobs":[{"type":"t","payload":` + strings.Repeat("[", 100) + strings.Repeat("}", 100) + `}]}`, false},
+	{`{"jobs":[1,2,3,4,5,6,7,8,` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `]}`, false},
+	// duplicate keys: of the body and of a job go to decodeStrict, of a
+	// payload are valid JSON, kept as they are
+	{`{"jobs":[],"jobs":[{"type":"t"}]}`, false},
+	{`{"jobs":[{"type":"t","payload":{"a":1,"a":2}}]}`, true},
+	{`{"jobs":[{"type":"t","priority":1,"priority":2}]}`, true},
+	{`{"jobs":[{"type":"t","payload":1,"payload":null}]}`, true},
+	{`{"jobs":[{"type":"t","run_at":"2031-01-02T03:04:05Z","run_at":null}]}`, true},
+	// wrong types
+	{`{"jobs":[{"type":"t","unique_key":1}]}`, true},
+	{`{"jobs":[{"type":"t","delay":false}]}`, true},
+	{`{"jobs":[{"type":"t","priority":[]}]}`, true},
+	{`{"jobs":[{"type":"t","max_attempts":{}}]}`, true},
+	{`{"jobs":[{"type":"t","depends_on":"1"}]}`, true},
+	{`{"jobs":[{"type":"t","depends_on_index":{}}]}`, true},
+	{`{"jobs":[{"type":"t","run_at":true}]}`, true},
+	{`{"jobs":[{"type":"t","run_at":"tomorrow"}]}`, true},
+	{`{"jobs":true}`, false},
+	{`{"jobs":[{"type":"t"}]` + strings.Repeat(" ", 10) + "\t\r\n}", true},
 }
+
+// invalidVariants are mutations of the valid body of a batch: every
+// prefix of it (truncated), and every byte of it replaced by each byte of
+// a set that breaks JSON, or not, in every position.
+func invalidVariants(body string) []string {
+	var out []string
+	for i := range len(body) {
+		out = append(out, body[:i])
+		for _, c := range []byte("\"\\,:{}[]0-.e+ xtn\x00\x1f\x7f\xff") {
+			if body[i] != c {
+				out = append(out, body[:i]+string(c)+body[i+1:])
+			}
+		}
+		out = append(out, body[:i]+body[i+1:])       // a byte left out
+		out = append(out, body[:i]+`"`+body[i:])     // a quote more
+		out = append(out, body[:i]+"\\u00"+body[i:]) // a short escape
+	}
+	return out
+}
+
+// mutatedBatch is a body with every kind of value in every place, for
+// invalidVariants: a job of the fast path, one for decodeStrict, escapes,
+// numbers and literals of every form in a payload.
+const mutatedBatch = `{"jobs":[{"queue":"q","type":"t","payload":{"s":"a\"\u00e9","n":[-1.5e+3,0,true,false,null],"o":{}},"priority":-3,"max_attempts":12,"timeout":"1s"},{"Type":"t","run_at":"2031-01-02T03:04:05Z"},{"type":"u"}]}`
 
 // checkBatchDecode fails unless batchSpecsFast and batchSpecsStrict give
 // the same specs or the same error for body, and reports whether the fast
@@ -115,6 +298,9 @@ func checkBatchDecode(t *testing.T, a *API, body []byte) bool {
 			t.Fatalf("%q: not handled, yet %d specs and error %v", body, len(fast), fastErr)
 		}
 		return false
+	}
+	if !json.Valid(body) {
+		t.Fatalf("%q: the fast path answered a body that is not valid JSON: %s", body, describeError(fastErr))
 	}
 	if !sameError(fastErr, strictErr) {
 		t.Fatalf("%q: fast path answers %s, decodeStrict %s", body, describeError(fastErr), describeError(strictErr))
@@ -161,6 +347,18 @@ func TestBatchDecodeDifferential(t *testing.T) {
 	for _, s := range seedBatch {
 		checkBatchDecode(t, a, []byte(s))
 	}
+	// Every mutation of a valid body: the fast path either agrees or gives
+	// the body up, and it takes every valid one it took before.
+	handled := 0
+	variants := invalidVariants(mutatedBatch)
+	for _, v := range variants {
+		if checkBatchDecode(t, a, []byte(v)) {
+			handled++
+		}
+	}
+	if handled == 0 || handled == len(variants) {
+		t.Errorf("the fast path answered %d of %d mutated bodies", handled, len(variants))
+	}
 	// The benchmark's batch: 3 jobs as a client library sends them.
 	body, _ := benchBatch(3)
 	if !checkBatchDecode(t, a, body) {
@@ -189,11 +387,25 @@ func TestBatchDecodeHostile(t *testing.T) {
 	checkBatchDecode(t, a, body)
 }
 
-// TestBatchElemsInPlace: the jobs found are slices of the body, not
+// elemsOf is batchElems with jsonscan.Value for each element: the elements of
+// a batch body, in place, and how many there are.
+func elemsOf(body []byte) (elems [][]byte, n int, ok bool) {
+	n, ok = batchElems(body, func(k, i int) (int, bool) {
+		j, ok := jsonscan.Value(body, i)
+		if ok {
+			elems = append(elems, body[i:j])
+		}
+		return j, ok
+	})
+	return elems, n, ok
+}
+
+// TestBatchElemsInPlace: batchElems hands over each element where it
+// starts, and goes on after it; the elements are slices of the body, not
 // copies, and exactly the bytes of each element.
 func TestBatchElemsInPlace(t *testing.T) {
 	body := []byte(" {\"jobs\" : [ {\"type\":\"t\"} ,\n\"a,]\\\"\" , [1,[2]] ,3] } ")
-	elems, n, ok := batchElems(body, 10)
+	elems, n, ok := elemsOf(body)
 	if !ok || n != 4 || len(elems) != 4 {
 		t.Fatalf("batchElems: %q, %d, %v", elems, n, ok)
 	}
@@ -205,8 +417,9 @@ func TestBatchElemsInPlace(t *testing.T) {
 			t.Errorf("element %d is not in place in the body", i)
 		}
 	}
-	if elems, n, ok := batchElems(body, 2); !ok || n != 4 || len(elems) != 2 {
-		t.Errorf("over max: %q, %d, %v", elems, n, ok)
+	// An element that elem refuses refuses the body.
+	if n, ok := batchElems(body, func(k, i int) (int, bool) { return i, k < 2 }); ok {
+		t.Errorf("a refused element: %d, %v", n, ok)
 	}
 }
 
@@ -252,6 +465,42 @@ func TestBatchResponse(t *testing.T) {
 		want = append(want, '\n')
 		if got := appendBatchResponse([]byte("x"), enq); string(got) != "x"+string(want) {
 			t.Errorf("%+v: %q, want %q", enq, got[1:], want)
+		}
+	}
+}
+
+// TestBatchBodyReused: the buffer of a batch body goes back to
+// batchBodies, and the jobs of a batch keep their own copies of what they
+// hold: batches after them (a valid one, a refused one) that fill the same
+// buffer change nothing of them.
+func TestBatchBodyReused(t *testing.T) {
+	rep := newMemReplica()
+	a := New(fuzzOptions())
+	a.SetReplica(rep)
+	h := a.Handler()
+	batch := func(c byte) []byte {
+		s := strings.Repeat(string(c), 40)
+		return []byte(`{"jobs":[{"queue":"q` + s + `","type":"t` + s + `","payload":{"p":"` + s + `"},"timeout":"1s","unique_key":"` + s + `","run_at":"2031-01-02T03:04:05Z"},{"Type":"t` + s + `","payload":"` + s + `"}]}`)
+	}
+	if rec := fuzzRequest(h, "POST", "/v1/jobs/batch", "application/json", batch('a')); rec.Code != 201 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if rec := fuzzRequest(h, "POST", "/v1/jobs/batch", "application/json", batch('b')); rec.Code != 201 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if rec := fuzzRequest(h, "POST", "/v1/jobs/batch", "application/json", bytes.ReplaceAll(batch('c'), []byte(`"t`), []byte(`" t`))); rec.Code != 400 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	for id, c := range map[uint64]string{1: "a", 2: "a", 3: "b", 4: "b"} {
+		s := strings.Repeat(c, 40)
+		var job fsm.Job
+		rep.Read(func(m *fsm.Machine) { job, _ = m.Get(id) })
+		want := `{"p":"` + s + `"}`
+		if id%2 == 0 {
+			want = `"` + s + `"`
+		}
+		if job.Type != "t"+s || job.Payload != want || id%2 == 1 && (job.Queue != "q"+s || job.UniqueKey != s) {
+			t.Errorf("job %d: %+v", id, job)
 		}
 	}
 }

@@ -30,6 +30,11 @@ import (
 // EOF; this does not rely on it.) On an error the deadline stays, so the
 // server's discarding of an unread body is bounded by it too.
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return a.readBodyInto(w, r, nil)
+}
+
+// readBodyInto is readBody into buf's array when it is large enough.
+func (a *API) readBodyInto(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
@@ -41,12 +46,12 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLargef("request body is %d bytes, more than the limit of %d bytes", r.ContentLength, limit)
 	}
-	var buf bytes.Buffer
+	bb := bytes.NewBuffer(buf[:0])
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead) // one allocation, not io.ReadAll's doublings
+		bb.Grow(int(r.ContentLength) + bytes.MinRead) // one allocation, not io.ReadAll's doublings
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	b := buf.Bytes()
+	_, err := bb.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	b := bb.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"math"
 	"unicode/utf8"
+
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 )
 
 // Bits of fastDecodeEnqueue's set of keys seen.
@@ -19,13 +21,14 @@ const (
 )
 
 // fastDecodeEnqueue decodes one enqueue object of the common shape without
-// encoding/json. data must be valid JSON (json.Valid): the values of
-// payload and run_at are delimited, not validated, under that assumption.
+// encoding/json, validating every byte of data as it reads it: it needs no
+// json.Valid first.
 //
 // When ok, req is exactly what decodeStrict(data, &req, prefix) decodes,
-// and decodeStrict would not fail. Anything it does not handle exactly
-// answers !ok, never an error: the caller then decodes data with
-// decodeStrict, which gives the answer and its error. It handles:
+// and decodeStrict would not fail. Anything it does not handle exactly,
+// invalid JSON among it, answers !ok, never an error: the caller then
+// decodes data with decodeStrict, which gives the answer and its error.
+// It handles:
 //
 //   - an object (whitespace around it and its tokens), each key at most
 //     once and byte for byte one of the keys of enqueueWire (encoding/json
@@ -34,115 +37,145 @@ const (
 //   - strings without escapes, of valid UTF-8 (encoding/json would
 //     replace invalid bytes with U+FFFD), for queue, type, delay, timeout
 //     and unique_key;
-//   - any value but null for payload and run_at (json.RawMessage), kept
-//     byte for byte;
+//   - any valid JSON value but null, at most jsonscan.MaxDepth deep, for payload
+//     and run_at (json.RawMessage), kept byte for byte;
 //   - integers written as -?[1-9][0-9]{0,17} or 0, in range, for priority
 //     (int32) and max_attempts (int).
 //
 // Payload and RunAt of req alias data (decodeStrict copies them). When not
 // ok, req is the zero enqueueWire, ready for decodeStrict.
-func fastDecodeEnqueue(data []byte) (enqueueWire, bool) {
-	if req, ok := fastEnqueue(data); ok {
+func fastDecodeEnqueue(data []byte, c *strCache) (enqueueWire, bool) {
+	if req, j, ok := fastEnqueue(data, jsonscan.Space(data, 0), c); ok && jsonscan.Space(data, j) == len(data) {
 		return req, true
 	}
 	return enqueueWire{}, false
 }
 
-func fastEnqueue(data []byte) (req enqueueWire, ok bool) {
-	i := skipSpace(data, 0)
-	if i == len(data) || data[i] != '{' {
-		return req, false
+// fastEnqueue is fastDecodeEnqueue of the object at data[i], which ends
+// before next; what follows it is the caller's to check.
+func fastEnqueue(data []byte, i int, c *strCache) (req enqueueWire, next int, ok bool) {
+	var own strCache
+	if c == nil {
+		c = &own
 	}
-	i = skipSpace(data, i+1)
+	if i == len(data) || data[i] != '{' {
+		return req, 0, false
+	}
+	i = jsonscan.Space(data, i+1)
 	if i < len(data) && data[i] == '}' {
-		return req, skipSpace(data, i+1) == len(data)
+		return req, i + 1, true
 	}
 	var seen uint
 	for {
 		key, j, ok := plainString(data, i)
 		if !ok {
-			return req, false
+			return req, 0, false
 		}
-		if i = skipSpace(data, j); i == len(data) || data[i] != ':' {
-			return req, false
+		if i = jsonscan.Space(data, j); i == len(data) || data[i] != ':' {
+			return req, 0, false
 		}
-		i = skipSpace(data, i+1)
+		i = jsonscan.Space(data, i+1)
 		var bit uint
 		switch string(key) {
 		case "queue", "type", "delay", "timeout", "unique_key":
 			s, j, ok := plainString(data, i)
 			if !ok {
-				return req, false
+				return req, 0, false
 			}
 			switch string(key) {
 			case "queue":
-				bit, req.Queue = fkQueue, string(s)
+				bit, req.Queue = fkQueue, keep(&c.queue, s)
 			case "type":
-				bit, req.Type = fkType, string(s)
+				bit, req.Type = fkType, keep(&c.typ, s)
 			case "delay":
-				bit, req.Delay = fkDelay, string(s)
+				bit, req.Delay = fkDelay, keep(&c.delay, s)
 			case "timeout":
-				bit, req.Timeout = fkTimeout, string(s)
+				bit, req.Timeout = fkTimeout, keep(&c.timeout, s)
 			default:
 				bit, req.UniqueKey = fkUniqueKey, string(s)
 			}
 			i = j
 		case "payload", "run_at":
-			raw, j, ok := rawValue(data, i)
-			if !ok || string(raw) == "null" {
-				return req, false
+			j, ok := jsonscan.Value(data, i)
+			if !ok || string(data[i:j]) == "null" {
+				return req, 0, false
 			}
 			if key[0] == 'p' {
-				bit, req.Payload = fkPayload, raw
+				bit, req.Payload = fkPayload, data[i:j:j]
 			} else {
-				bit, req.RunAt = fkRunAt, raw
+				bit, req.RunAt = fkRunAt, data[i:j:j]
 			}
 			i = j
 		case "priority":
 			n, j, ok := plainInt(data, i)
 			if !ok || n < math.MinInt32 || n > math.MaxInt32 {
-				return req, false
+				return req, 0, false
 			}
 			bit, req.Priority, i = fkPriority, int32(n), j
 		case "max_attempts":
 			n, j, ok := plainInt(data, i)
 			if !ok || int64(int(n)) != n {
-				return req, false
+				return req, 0, false
 			}
 			bit, req.MaxAttempts, i = fkMaxAttempts, int(n), j
 		default:
-			return req, false
+			return req, 0, false
 		}
 		if seen&bit != 0 {
-			return req, false
+			return req, 0, false
 		}
 		seen |= bit
-		if i = skipSpace(data, i); i == len(data) {
-			return req, false
+		// A value ends at a delimiter: what follows a number or a literal
+		// ("01", "1.", "truex") is refused here.
+		if i = jsonscan.Space(data, i); i == len(data) {
+			return req, 0, false
 		}
 		switch data[i] {
 		case ',':
-			i = skipSpace(data, i+1)
+			i = jsonscan.Space(data, i+1)
 			continue
 		case '}':
-			return req, skipSpace(data, i+1) == len(data)
+			return req, i + 1, true
 		}
-		return req, false
+		return req, 0, false
 	}
 }
 
-// skipSpace returns the index of the first byte of data at or after i that
-// is not JSON whitespace.
-func skipSpace(data []byte, i int) int {
-	for ; i < len(data); i++ {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
+// strCache keeps the last string fastEnqueue made of each field that
+// mostly repeats from job to job of a batch or a stream, so that alike jobs
+// share one string, not one each; nil keeps none from call to call. It
+// belongs to one goroutine.
+type strCache struct{ queue, typ, delay, timeout string }
+
+// keep returns s as a string: *last if it holds those bytes, else a new
+// string that it keeps in *last.
+func keep(last *string, s []byte) string {
+	if string(s) != *last {
+		*last = string(s)
+	}
+	return *last
+}
+
+// Classes of a byte inside a JSON string (strClass).
+const (
+	strEnd   = iota // '"', '\\' or a control character: the plain run ends
+	strASCII        // a printable ASCII byte
+	strHigh         // a byte of a multi-byte UTF-8 sequence, or not UTF-8
+)
+
+// strClass classifies each byte inside a JSON string.
+var strClass = func() (t [256]uint8) {
+	for c := 0x20; c < 256; c++ {
+		switch {
+		case c == '"' || c == '\\':
+		case c < utf8.RuneSelf:
+			t[c] = strASCII
 		default:
-			return i
+			t[c] = strHigh
 		}
 	}
-	return i
-}
+	return t
+}()
 
 // plainString reads the JSON string at data[i], which must have no escape,
 // no control character and only valid UTF-8: its contents, which are then
@@ -152,26 +185,30 @@ func plainString(data []byte, i int) (s []byte, next int, ok bool) {
 		return nil, 0, false
 	}
 	ascii := true
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			s = data[i+1 : j]
-			if !ascii && !utf8.Valid(s) {
-				return nil, 0, false
-			}
-			return s, j + 1, true
-		case c == '\\' || c < 0x20:
-			return nil, 0, false
-		case c >= utf8.RuneSelf:
+	j := i + 1
+	for ; j < len(data); j++ {
+		switch strClass[data[j]] {
+		case strASCII:
+			continue
+		case strHigh:
 			ascii = false
+			continue
 		}
+		break
 	}
-	return nil, 0, false
+	if j == len(data) || data[j] != '"' {
+		return nil, 0, false
+	}
+	s = data[i+1 : j]
+	if !ascii && !utf8.Valid(s) {
+		return nil, 0, false
+	}
+	return s, j + 1, true
 }
 
 // plainInt reads the JSON number at data[i] when it is an integer of at
 // most 18 digits without a sign or leading zeros but "0", or the negative
-// of one that is not 0.
+// of one that is not 0. The caller checks that a delimiter follows it.
 func plainInt(data []byte, i int) (n int64, next int, ok bool) {
 	neg := i < len(data) && data[i] == '-'
 	if neg {
@@ -198,110 +235,58 @@ func plainInt(data []byte, i int) (n int64, next int, ok bool) {
 	return n, j, true
 }
 
-// rawValue delimits the JSON value at data[i], which valid JSON must hold,
-// and returns its bytes and the index after it.
-func rawValue(data []byte, i int) (raw []byte, next int, ok bool) {
-	if i == len(data) {
-		return nil, 0, false
-	}
-	switch data[i] {
-	case '"':
-		for j := i + 1; j < len(data); j++ {
-			switch data[j] {
-			case '\\':
-				j++
-			case '"':
-				return data[i : j+1], j + 1, true
-			}
-		}
-		return nil, 0, false
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(data); j++ {
-			switch data[j] {
-			case '"':
-				for j++; j < len(data) && data[j] != '"'; j++ {
-					if data[j] == '\\' {
-						j++
-					}
-				}
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return data[i : j+1], j + 1, true
-				}
-			}
-		}
-		return nil, 0, false
-	}
-	// A number, true, false or null: it ends at a delimiter.
-	j := i
-	for j < len(data) {
-		switch data[j] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return data[i:j], j, true
-		}
-		j++
-	}
-	return data[i:j], j, j > i
-}
-
-// batchElems finds the jobs of a batch body of exactly the shape
+// batchElems reads a batch body of exactly the shape
 //
 //	{"jobs":[elem,elem,...]}
 //
 // (whitespace wherever JSON allows it, the key byte for byte "jobs" and no
-// other key) and returns the elements, in place in body, and how many
-// there are. body must be valid JSON (json.Valid): each element is then
-// delimited by one scan of its bytes (rawValue), not validated. Past max
-// elements it only counts them, as boundedList does: a hostile batch
-// (megabytes of "1,") costs that scan and no memory.
+// other key), validating it as json.Valid would: it calls elem for each
+// element, k from 0, starting at body[i], and elem validates the element
+// and returns the index after it, or !ok. It returns the number of
+// elements.
 //
-// Any other shape answers !ok, and the caller decodes body with
-// decodeStrict: encoding/json matches keys case-insensitively, takes the
-// last of duplicates, reads null as no jobs, and it words the errors.
-func batchElems(body []byte, max int) (elems [][]byte, n int, ok bool) {
-	i := skipSpace(body, 0)
+// Any other shape, and any invalid JSON, answers !ok, and the caller
+// decodes body with decodeStrict: encoding/json matches keys
+// case-insensitively, takes the last of duplicates, reads null as no jobs,
+// and it words the errors.
+func batchElems(body []byte, elem func(k, i int) (next int, ok bool)) (n int, ok bool) {
+	i := jsonscan.Space(body, 0)
 	if i == len(body) || body[i] != '{' {
-		return nil, 0, false
+		return 0, false
 	}
-	key, i, ok := plainString(body, skipSpace(body, i+1))
+	key, i, ok := plainString(body, jsonscan.Space(body, i+1))
 	if !ok || string(key) != "jobs" {
-		return nil, 0, false
+		return 0, false
 	}
-	if i = skipSpace(body, i); i == len(body) || body[i] != ':' {
-		return nil, 0, false
+	if i = jsonscan.Space(body, i); i == len(body) || body[i] != ':' {
+		return 0, false
 	}
-	if i = skipSpace(body, i+1); i == len(body) || body[i] != '[' {
-		return nil, 0, false
+	if i = jsonscan.Space(body, i+1); i == len(body) || body[i] != '[' {
+		return 0, false
 	}
-	if i = skipSpace(body, i+1); i < len(body) && body[i] == ']' {
+	if i = jsonscan.Space(body, i+1); i < len(body) && body[i] == ']' {
 		i++ // no jobs
 	} else {
 		for {
-			elem, j, ok := rawValue(body, i)
-			if !ok {
-				return nil, 0, false
+			if i, ok = elem(n, i); !ok {
+				return 0, false
 			}
-			if n++; n <= max {
-				elems = append(elems, elem)
-			}
-			if i = skipSpace(body, j); i == len(body) {
-				return nil, 0, false
+			n++
+			if i = jsonscan.Space(body, i); i == len(body) {
+				return 0, false
 			}
 			if body[i] == ']' {
 				i++
 				break
 			}
 			if body[i] != ',' {
-				return nil, 0, false
+				return 0, false
 			}
-			i = skipSpace(body, i+1)
+			i = jsonscan.Space(body, i+1)
 		}
 	}
-	if i = skipSpace(body, i); i == len(body) || body[i] != '}' {
-		return nil, 0, false
+	if i = jsonscan.Space(body, i); i == len(body) || body[i] != '}' {
+		return 0, false
 	}
-	return elems, n, skipSpace(body, i+1) == len(body)
+	return n, jsonscan.Space(body, i+1) == len(body)
 }

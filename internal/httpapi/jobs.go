@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beaver-raft/beaver-raft/api"
 	"github.com/beaver-raft/beaver-raft/internal/fsm"
 	"github.com/beaver-raft/beaver-raft/internal/jobspec"
+	"github.com/beaver-raft/beaver-raft/internal/jsonscan"
 	"github.com/beaver-raft/beaver-raft/internal/replica"
 )
 
@@ -29,15 +31,15 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replic
 	if err != nil {
 		return err
 	}
-	// The fast path needs valid JSON; decodeStrict answers anything else.
-	req, ok := enqueueWire{}, false
-	if json.Valid(body) {
-		req, ok = fastDecodeEnqueue(body)
-	}
+	// The fast path validates what it reads; decodeStrict answers
+	// anything it does not take.
+	req, ok := fastDecodeEnqueue(body, nil)
 	if !ok {
-		if err := decodeStrict(body, &req, ""); err != nil {
+		slow := new(enqueueWire) // of its own: decodeStrict makes it escape
+		if err := decodeStrict(body, slow, ""); err != nil {
 			return err
 		}
+		req = *slow
 	}
 	now := a.clock()
 	spec, err := a.spec(&req, now, "", 0)
@@ -59,9 +61,28 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, rep replica.Replic
 	return nil
 }
 
+// batchBodies holds the buffers of batch bodies, *[]byte: a batch is done
+// with its body once its specs are built (they copy what they keep, and
+// so do the errors), and a body is hundreds of kilobytes that would
+// otherwise be allocated, zeroed and collected for every batch.
+var batchBodies sync.Pool
+
+// maxPooledBody bounds the buffers that batchBodies keeps.
+const maxPooledBody = 4 << 20
+
 // POST /v1/jobs/batch
 func (a *API) enqueueBatch(w http.ResponseWriter, r *http.Request, rep replica.Replica) error {
-	body, err := a.readBody(w, r)
+	bp, _ := batchBodies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	body, err := a.readBodyInto(w, r, *bp)
+	if cap(body) <= maxPooledBody {
+		defer func() {
+			*bp = body[:0]
+			batchBodies.Put(bp)
+		}()
+	}
 	if err != nil {
 		return err
 	}
@@ -125,25 +146,89 @@ func (a *API) batchSpecs(body []byte, now time.Time) ([]fsm.JobSpec, error) {
 	return a.batchSpecsStrict(body, now)
 }
 
-// batchSpecsFast is batchSpecsStrict for a body that is valid JSON of
-// exactly the shape batchElems reads: one pass of json.Valid and one scan
-// find the jobs in place, with no encoding/json and no copy of them. When
-// ok, its specs and error are those of batchSpecsStrict; when not, it did
-// nothing that the caller must undo.
+// batchSpecsFast is batchSpecsStrict for a body of exactly the shape
+// batchElems reads, in one pass and without encoding/json: batchElems
+// validates the body as it finds the jobs, and each job is decoded
+// (fastEnqueue) and built as it is found. A job fastEnqueue does not take
+// is only delimited and validated (jsonscan.Value) and decoded with decodeStrict
+// once the whole body is known to be valid JSON, as batchSpecsStrict would.
+// Past MaxBatch jobs, or past the first job that fails, the jobs are only
+// validated: a hostile batch (megabytes of "1,") costs that scan and no
+// memory. When ok, its specs and error are those of batchSpecsStrict; when
+// not (invalid JSON among it), it did nothing that the caller must undo.
 func (a *API) batchSpecsFast(body []byte, now time.Time) (specs []fsm.JobSpec, ok bool, err error) {
-	if !json.Valid(body) {
-		return nil, false, nil
-	}
-	elems, n, ok := batchElems(body, a.o.MaxBatch)
+	max := a.o.MaxBatch
+	type slowJob struct{ k, start, end int }
+	var slowBuf [8]slowJob
+	slow := slowBuf[:0] // jobs for decodeStrict, in order
+	failed := -1        // the first job that failed to build
+	var strs strCache   // the jobs' queue, type and durations, mostly alike
+	var failErr error   // and why
+	n, ok := batchElems(body, func(k, i int) (int, bool) {
+		if k >= max || failed >= 0 {
+			return jsonscan.Value(body, i)
+		}
+		req, j, fast := fastEnqueue(body, i, &strs)
+		if !fast {
+			var valid bool
+			if j, valid = jsonscan.Value(body, i); !valid {
+				return 0, false
+			}
+			slow = append(slow, slowJob{k, i, j})
+		}
+		if k == 0 {
+			specs = make([]fsm.JobSpec, 0, batchCap(len(body)-i, j-i, max))
+		}
+		if !fast {
+			specs = append(specs, fsm.JobSpec{}) // decoded after the scan
+			return j, true
+		}
+		// spec is a pure function: the prefix of its messages, a string per
+		// job, is only made for a job that fails.
+		spec, serr := a.spec(&req, now, "", k)
+		if serr != nil {
+			_, serr = a.spec(&req, now, jobPrefix(k), k)
+			failed, failErr = k, serr
+		}
+		specs = append(specs, spec)
+		return j, true
+	})
 	if !ok {
 		return nil, false, nil
 	}
-	if err := a.batchSize(n); err != nil {
-		return nil, true, err
+	if serr := a.batchSize(n); serr != nil {
+		return nil, true, serr
 	}
-	specs, err = jobSpecs(a, elems, now)
-	return specs, true, err
+	for _, s := range slow {
+		if failed >= 0 && s.k > failed {
+			break
+		}
+		prefix := jobPrefix(s.k)
+		// A variable of its own: decodeStrict makes it escape.
+		jr := new(enqueueWire)
+		if serr := decodeStrict(body[s.start:s.end], jr, prefix); serr != nil {
+			return nil, true, serr
+		}
+		var serr error
+		if specs[s.k], serr = a.spec(jr, now, prefix, s.k); serr != nil {
+			return nil, true, serr
+		}
+	}
+	if failed >= 0 {
+		return nil, true, failErr
+	}
+	return specs, true, nil
 }
+
+// batchCap is a capacity for the specs of a batch whose jobs start with
+// one of size bytes, rest bytes before the end of the body: as many jobs
+// as fit if they are alike, and an eighth more, at most max.
+func batchCap(rest, size, max int) int {
+	n := rest / (size + 1) // each job but the last is followed by a comma
+	return min(max, n+n/8+1)
+}
+
+func jobPrefix(k int) string { return "jobs[" + strconv.Itoa(k) + "]" }
 
 // batchSpecsStrict decodes a batch body with decodeStrict: the whole body,
 // then each job. It answers every body, and is the reference that
@@ -180,8 +265,8 @@ func (a *API) batchSize(n int) error {
 func jobSpecs[E ~[]byte](a *API, elems []E, now time.Time) ([]fsm.JobSpec, error) {
 	specs := make([]fsm.JobSpec, len(elems))
 	for i, raw := range elems {
-		prefix := "jobs[" + strconv.Itoa(i) + "]"
-		jr, ok := fastDecodeEnqueue(raw)
+		prefix := jobPrefix(i)
+		jr, ok := fastDecodeEnqueue(raw, nil)
 		if !ok {
 			// A variable of its own: decodeStrict makes it escape, and jr
 			// would be allocated for every job otherwise.

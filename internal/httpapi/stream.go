@@ -96,11 +96,11 @@ type stream struct {
 	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
-	queue   []streamItem  // read, not yet in a group
-	eof     bool          // the reader is done: queue is all there is
-	readErr error         // why the reader stopped: nil (EOF), errStreamIdle, a broken body
-	fatal   *httpError    // a system failure: propose nothing more
-	more    chan struct{} // (1) the queue grew or eof was set
+	queue   [][]streamItem // read, not yet in a group: the reader's runs, in order
+	eof     bool           // the reader is done: queue is all there is
+	readErr error          // why the reader stopped: nil (EOF), errStreamIdle, a broken body
+	fatal   *httpError     // a system failure: propose nothing more
+	more    chan struct{}  // (1) the queue grew or eof was set
 
 	stopped    atomic.Bool   // fatal is set: the reader stops
 	unanswered atomic.Int64  // lines read and not yet answered
@@ -160,10 +160,12 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 		if len(pending) == 0 {
 			return
 		}
+		// The run itself goes to the batcher, not a copy; the next one
+		// gets an array of its own, of about the size of this one.
 		s.mu.Lock()
-		s.queue = append(s.queue, pending...)
+		s.queue = append(s.queue, pending)
 		s.mu.Unlock()
-		pending = pending[:0]
+		pending = make([]streamItem, 0, min(streamHandOff, 2*len(pending)))
 		signal(s.more)
 	}
 	var err error
@@ -179,6 +181,7 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 	limit := int(s.a.o.MaxPayload) + streamLineMargin
 	max := int64(s.a.o.MaxStreamInFlight)
 	var scratch []byte
+	var strs strCache // the lines' queue, type and durations, mostly alike
 	for n := 1; ; n++ {
 		for s.unanswered.Load() >= max {
 			handOff()
@@ -212,7 +215,7 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 			if tooLong {
 				it.err = tooLargef("line %d: longer than the limit of %d bytes (max_payload plus %d)", n, limit, streamLineMargin)
 			} else {
-				it.spec, it.err = s.a.streamLine(line, n)
+				it.spec, it.err = s.a.streamLine(line, n, &strs)
 			}
 			s.unanswered.Add(1)
 			pending = append(pending, it)
@@ -228,8 +231,9 @@ func (s *stream) read(reqCtx context.Context, body io.Reader) {
 }
 
 // streamLine decodes line n of a stream into a job through the one builder.
-func (a *API) streamLine(line []byte, n int) (fsm.JobSpec, *httpError) {
-	spec, err := a.decodeStreamLine(line)
+// c is the reader's.
+func (a *API) streamLine(line []byte, n int, c *strCache) (fsm.JobSpec, *httpError) {
+	spec, err := a.decodeStreamLine(line, c)
 	if err != nil {
 		he := asHTTPError(err)
 		he.msg = "line " + strconv.Itoa(n) + ": " + he.msg
@@ -238,23 +242,28 @@ func (a *API) streamLine(line []byte, n int) (fsm.JobSpec, *httpError) {
 	return spec, nil
 }
 
-func (a *API) decodeStreamLine(line []byte) (fsm.JobSpec, error) {
+func (a *API) decodeStreamLine(line []byte, c *strCache) (fsm.JobSpec, error) {
 	if off := invalidUTF8(line); off >= 0 {
 		return fsm.JobSpec{}, invalidf("invalid UTF-8 at byte %d: JSON text must be UTF-8", off)
 	}
-	req, ok := enqueueWire{}, false
-	if json.Valid(line) {
-		req, ok = fastDecodeEnqueue(line)
+	if req, ok := fastDecodeEnqueue(line, c); ok {
+		return a.lineSpec(&req)
 	}
-	if !ok {
-		if err := decodeStrict(line, &req, ""); err != nil {
-			return fsm.JobSpec{}, err
-		}
+	// A variable of its own: decodeStrict makes it escape, and the fast
+	// path's would be allocated for every line otherwise.
+	req := new(enqueueWire)
+	if err := decodeStrict(line, req, ""); err != nil {
+		return fsm.JobSpec{}, err
 	}
+	return a.lineSpec(req)
+}
+
+// lineSpec builds the job of a decoded line.
+func (a *API) lineSpec(req *enqueueWire) (fsm.JobSpec, error) {
 	if len(req.DependsOnIndex) > 0 {
 		return fsm.JobSpec{}, invalidf("depends_on_index names jobs of the same batch and has no meaning on a stream: send the jobs as one batch (POST /v1/jobs/batch), or name existing jobs by id with depends_on")
 	}
-	return a.spec(&req, a.clock(), "", 0)
+	return a.spec(req, a.clock(), "", 0)
 }
 
 // asHTTPError returns err as an *httpError (a copy), a 500 if it is none.
@@ -352,15 +361,12 @@ func (s *stream) batch() {
 		var fatal *httpError
 		for {
 			s.mu.Lock()
-			n := min(len(s.queue), maxBatch)
-			items, fatal = s.queue[:n:n], s.fatal
-			s.queue = s.queue[n:]
-			if len(s.queue) == 0 {
-				s.queue = nil // the reader appends to a new array
-			}
+			runs := s.takeRuns(maxBatch)
+			fatal = s.fatal
 			eof := s.eof
 			s.mu.Unlock()
-			if n > 0 {
+			if len(runs) > 0 {
+				items = joinRuns(runs)
 				break
 			}
 			if eof {
@@ -402,6 +408,47 @@ func (s *stream) batch() {
 			<-s.slots
 		}()
 	}
+}
+
+// takeRuns takes the runs of the first (at most) max items of s.queue,
+// splitting a run if need be. s.mu is held.
+func (s *stream) takeRuns(max int) [][]streamItem {
+	var runs [][]streamItem
+	n := 0
+	for len(s.queue) > 0 && n < max {
+		run := s.queue[0]
+		if k := max - n; len(run) > k {
+			runs = append(runs, run[:k:k])
+			s.queue[0] = run[k:]
+			n += k
+			break
+		}
+		runs = append(runs, run)
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		n += len(run)
+	}
+	if len(s.queue) == 0 {
+		s.queue = nil // the reader appends to a new array
+	}
+	return runs
+}
+
+// joinRuns returns the items of runs as one slice: the run itself if
+// there is one, else a copy.
+func joinRuns(runs [][]streamItem) []streamItem {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	n := 0
+	for _, r := range runs {
+		n += len(r)
+	}
+	items := make([]streamItem, 0, n)
+	for _, r := range runs {
+		items = append(items, r...)
+	}
+	return items
 }
 
 // lineError is err as the answer of line n.

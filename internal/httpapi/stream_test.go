@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -413,7 +415,7 @@ func FuzzStreamLine(f *testing.F) {
 	}
 	a := New(Options{Replica: newMemReplica(), MaxPayload: 1000})
 	f.Fuzz(func(t *testing.T, line []byte) {
-		spec, herr := a.streamLine(line, 3)
+		spec, herr := a.streamLine(line, 3, nil)
 		if herr != nil {
 			if !strings.HasPrefix(herr.msg, "line 3: ") || herr.code == "" {
 				t.Fatalf("error %q %q", herr.code, herr.msg)
@@ -431,6 +433,107 @@ func FuzzStreamLine(f *testing.F) {
 	})
 }
 
+// streamLineStrict is streamLine with decodeStrict alone, the reference
+// that its fast path must agree with.
+func (a *API) streamLineStrict(line []byte, n int) (fsm.JobSpec, *httpError) {
+	if invalidUTF8(line) >= 0 {
+		return a.streamLine(line, n, nil) // refused before any decoding
+	}
+	var spec fsm.JobSpec
+	req := new(enqueueWire)
+	err := decodeStrict(line, req, "")
+	if err == nil {
+		spec, err = a.lineSpec(req)
+	}
+	if err != nil {
+		he := asHTTPError(err)
+		he.msg = "line " + strconv.Itoa(n) + ": " + he.msg
+		return fsm.JobSpec{}, he
+	}
+	return spec, nil
+}
+
+// checkStreamLine fails unless streamLine answers line exactly as
+// streamLineStrict does.
+func checkStreamLine(t *testing.T, a *API, line []byte) {
+	t.Helper()
+	// A cache that holds other strings, then those of line.
+	c := &strCache{queue: "q0", typ: "t0", delay: "1m", timeout: "2s"}
+	a.streamLine(line, 3, c)
+	spec, herr := a.streamLine(line, 3, c)
+	want, wantErr := a.streamLineStrict(line, 3)
+	if (herr == nil) != (wantErr == nil) || herr != nil && !sameError(herr, wantErr) {
+		t.Fatalf("%q: answered %s, decodeStrict %s", line, describeError(asError(herr)), describeError(asError(wantErr)))
+	}
+	if !reflect.DeepEqual(spec, want) {
+		t.Fatalf("%q: spec %+v, decodeStrict %+v", line, spec, want)
+	}
+}
+
+// asError is he as an error: nil for a nil he.
+func asError(he *httpError) error {
+	if he == nil {
+		return nil
+	}
+	return he
+}
+
+// streamLineOptions are the limits of the stream line differential tests:
+// a fixed clock, so that both paths see the same now.
+func streamLineOptions() Options {
+	o := fuzzOptions()
+	o.Replica = newMemReplica()
+	return o
+}
+
+// TestStreamLineDifferential: every enqueue object of the seeds, valid
+// or not, and every mutation of a valid line gets the same answer from
+// the fast path of a stream line as from decodeStrict.
+func TestStreamLineDifferential(t *testing.T) {
+	a := New(streamLineOptions())
+	for _, s := range fastDecodeSeeds {
+		checkStreamLine(t, a, []byte(s))
+	}
+	for _, s := range seedEnqueue {
+		checkStreamLine(t, a, []byte(s))
+	}
+	for _, s := range payloadCases {
+		checkStreamLine(t, a, []byte(`{"type":"t","payload":`+s+`}`))
+	}
+	_, elems := benchBatch(2)
+	for _, e := range elems {
+		checkStreamLine(t, a, e)
+	}
+	const line = `{"queue":"q","type":"t","payload":{"s":"a\"\u00e9","n":[-1.5e+3,0,true,false,null]},"priority":-3,"max_attempts":12,"delay":"1s","unique_key":"k"}`
+	for _, v := range invalidVariants(line) {
+		checkStreamLine(t, a, []byte(v))
+	}
+}
+
+// FuzzStreamLineDecode is a differential test of the decoding of a stream
+// line (its fast path) against decodeStrict, on any bytes.
+//
+//	go test -run '^$' -fuzz '^FuzzStreamLineDecode$' -fuzztime 60s ./internal/httpapi/
+func FuzzStreamLineDecode(f *testing.F) {
+	for _, s := range fastDecodeSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range seedEnqueue {
+		f.Add([]byte(s))
+	}
+	for _, s := range payloadCases {
+		f.Add([]byte(`{"type":"t","payload":` + s + `}`))
+	}
+	_, elems := benchBatch(2)
+	for _, e := range elems {
+		f.Add(e)
+	}
+	a := New(streamLineOptions())
+	f.Fuzz(func(t *testing.T, line []byte) {
+		checkStreamLine(t, a, line)
+	})
+}
+
 // newTLSServer serves h over TLS with HTTP/2.
 func newTLSServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
@@ -439,4 +542,42 @@ func newTLSServer(t *testing.T, h http.Handler) *httptest.Server {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// TestStreamTakeRuns: the batcher takes the reader's runs in order, at
+// most max items, splitting a run that does not fit, and joins them.
+func TestStreamTakeRuns(t *testing.T) {
+	var s stream
+	n := 0
+	for _, size := range []int{3, 5, 2, 1} {
+		run := make([]streamItem, size)
+		for i := range run {
+			n++
+			run[i].line = n
+		}
+		s.queue = append(s.queue, run)
+	}
+	var lines []int
+	for _, max := range []int{4, 4, 1, 10, 10} {
+		items := joinRuns(s.takeRuns(max))
+		if len(items) > max {
+			t.Fatalf("max %d: %d items", max, len(items))
+		}
+		for _, it := range items {
+			lines = append(lines, it.line)
+		}
+	}
+	if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}; !reflect.DeepEqual(lines, want) {
+		t.Fatalf("lines %v, want %v", lines, want)
+	}
+	if s.queue != nil {
+		t.Fatalf("queue left %v", s.queue)
+	}
+	// A run taken whole is the run itself; a part of it has no room to
+	// grow into the rest.
+	s.queue = [][]streamItem{make([]streamItem, 5)}
+	first := joinRuns(s.takeRuns(2))
+	if len(first) != 2 || cap(first) != 2 || len(s.queue) != 1 || len(s.queue[0]) != 3 {
+		t.Fatalf("split: %d/%d items, queue %v", len(first), cap(first), s.queue)
+	}
 }
