@@ -259,7 +259,11 @@ func (c *Client) Heartbeat(ctx context.Context, id string, req api.HeartbeatRequ
 // not an error.
 func (c *Client) Ack(ctx context.Context, req api.AckRequest) (api.AckResponse, error) {
 	var out api.AckResponse
-	return out, c.do(ctx, "POST", "/v1/ack", req, &out)
+	var in any = req
+	if b, ok := encodeAck(&req); ok {
+		in = encodedBody(b) // what json.Marshal(req) gives, without reflection
+	}
+	return out, c.do(ctx, "POST", "/v1/ack", in, &out)
 }
 
 // Status returns the server's status (GET /v1/status).
@@ -402,10 +406,10 @@ func (c *Client) doAt(ctx context.Context, base, method, path string, in, out an
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeError(resp)
 	}
-	if lease, ok := out.(*api.LeaseResponse); ok {
+	if hasFastDecoder(out) {
 		var b []byte
 		if b, err = readBody(resp); err == nil {
-			err = decodeLease(b, lease)
+			err = decodeAnswer(b, out)
 		}
 	} else {
 		err = json.NewDecoder(resp.Body).Decode(out)

@@ -17,13 +17,7 @@ import (
 // gives its own result or error. A lease of 100 jobs spent most of a remote
 // worker's CPU in encoding/json's reflection; TestDecodeLeaseMatchesJSON and
 // FuzzDecodeLease hold the two equal.
-func decodeLease(b []byte, out *api.LeaseResponse) error {
-	if d := (leaseDecoder{b: b}); d.leaseResponse(out) {
-		return nil
-	}
-	*out = api.LeaseResponse{}
-	return json.NewDecoder(bytes.NewReader(b)).Decode(out)
-}
+func decodeLease(b []byte, out *api.LeaseResponse) error { return decodeAnswer(b, out) }
 
 // leaseDecoder reads b from i; every method returns false at the first
 // byte it does not expect.
@@ -53,16 +47,21 @@ func (d *leaseDecoder) leaseResponse(out *api.LeaseResponse) bool {
 			}
 		}
 	}
-	if !d.lit("}") {
+	if !d.lit("}") || !d.end() {
 		return false
 	}
-	// json.Decoder reads one value: only white space may follow it here
+	out.Jobs = jobs
+	return true
+}
+
+// end: only white space is left. (json.Decoder reads one value and leaves
+// what follows; here nothing else may follow.)
+func (d *leaseDecoder) end() bool {
 	for ; d.i < len(d.b); d.i++ {
 		if !isSpace(d.b[d.i]) {
 			return false
 		}
 	}
-	out.Jobs = jobs
 	return true
 }
 
