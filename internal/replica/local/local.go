@@ -371,6 +371,11 @@ type proposal struct {
 var proposalPool = sync.Pool{New: func() any { return &proposal{done: make(chan struct{}, 1)} }}
 var encodePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// maxPooledEncode bounds the encoding buffers encodePool keeps: a batch of
+// 1,000 jobs takes some 130 KB, which would otherwise be allocated and
+// zeroed for every batch.
+const maxPooledEncode = 1 << 20
+
 // Propose implements replica.Replica.
 func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, error) {
 	if r.closed.Load() {
@@ -385,8 +390,8 @@ func (r *Replica) Propose(ctx context.Context, cmd *fsm.Command) (fsm.Result, er
 	p.cmd = cmd
 	p.size = len(*bp)
 	r.wal.AppendAsyncClass(recordCommand, *bp, walClass(cmd.Kind), func(lsn uint64, err error) { r.applyDurable(p, lsn, err) })
-	if cap(*bp) <= 64<<10 {
-		encodePool.Put(bp)
+	if cap(*bp) <= maxPooledEncode {
+		encodePool.Put(bp) // the log copied the record
 	}
 	<-p.done
 	res, err := p.res, p.err
