@@ -131,6 +131,7 @@ func DecodeCommand(b []byte) (Command, error) {
 			c.Jobs = make([]JobSpec, n)
 		}
 		var lastQueue, lastType string
+		var payloads stringSlab // one allocation for many payloads
 		for i := 0; i < n && d.err == nil; i++ {
 			s := &c.Jobs[i]
 			// the jobs of a batch mostly share queue and type: reuse the
@@ -138,7 +139,8 @@ func DecodeCommand(b []byte) (Command, error) {
 			s.Queue = d.sameString(lastQueue)
 			s.Type = d.sameString(lastType)
 			lastQueue, lastType = s.Queue, s.Type
-			s.Payload = d.string()
+			p := d.bytes()
+			s.Payload = payloads.string(p, len(p)+len(d.b)) // no more than the rest of the command
 			s.Priority = d.int32()
 			s.RunAt = d.varint()
 			s.MaxAttempts = d.int()

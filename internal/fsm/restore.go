@@ -34,6 +34,30 @@ const (
 	payloadSlabMax = payloadSlabBytes / 8
 )
 
+// stringSlab hands out strings that share an allocation. Bytes written to
+// a strings.Builder never change, so a string taken from it stays valid
+// while the builder grows.
+type stringSlab struct{ b strings.Builder }
+
+// string returns b as a string from the slab, starting a new slab of up to
+// want bytes (the most the caller may still ask for, say) if this one is
+// full. Large strings get an allocation of their own.
+func (s *stringSlab) string(b []byte, want int) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > payloadSlabMax {
+		return string(b)
+	}
+	if s.b.Cap()-s.b.Len() < len(b) {
+		s.b = strings.Builder{}
+		s.b.Grow(max(len(b), min(want, payloadSlabBytes)))
+	}
+	off := s.b.Len()
+	s.b.Write(b)
+	return s.b.String()[off:]
+}
+
 // restoreWorkers is the number of goroutines decoding a snapshot of count
 // jobs.
 func restoreWorkers(count uint64) int {
@@ -51,7 +75,7 @@ type jobDecoder struct {
 	gen  uint32
 	last *class // class of the previous job (a cache)
 	jobs []job  // the job slab: the next jobs are taken from it
-	pb   strings.Builder
+	pb   stringSlab
 }
 
 func newJobDecoder(m *Machine, mu *sync.Mutex) *jobDecoder {
@@ -67,24 +91,8 @@ func (jd *jobDecoder) newJob() *job {
 	return j
 }
 
-// payload returns b as a string, sharing a slab with the payloads decoded
-// before it. Bytes written to a strings.Builder never change, so a string
-// taken from it stays valid while the builder grows.
-func (jd *jobDecoder) payload(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > payloadSlabMax {
-		return string(b)
-	}
-	if jd.pb.Cap()-jd.pb.Len() < len(b) {
-		jd.pb = strings.Builder{}
-		jd.pb.Grow(payloadSlabBytes)
-	}
-	off := jd.pb.Len()
-	jd.pb.Write(b)
-	return jd.pb.String()[off:]
-}
+// payload returns b as a string from jd's payload slab.
+func (jd *jobDecoder) payload(b []byte) string { return jd.pb.string(b, payloadSlabBytes) }
 
 func (jd *jobDecoder) classFor(queueName, typ string) *class {
 	if jd.mu != nil {
