@@ -285,21 +285,7 @@ func (r *Replica) recover() error {
 	if len(skipped) > 0 && len(used) == 0 {
 		r.log.Warn("no snapshot usable: rebuilding the state from the WAL, which holds every record since LSN 1", "skipped", len(skipped), "records", r.wal.LastLSN())
 	}
-	var replayedBytes int64
-	err = r.wal.Replay(r.applied+1, func(lsn uint64, typ uint8, data []byte) error {
-		if typ != recordCommand {
-			return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
-		}
-		c, err := fsm.DecodeCommand(data)
-		if err != nil {
-			return fmt.Errorf("WAL record %d: %w", lsn, err)
-		}
-		r.m.Apply(&c)
-		r.applied = lsn
-		r.recovery.RecordsReplayed++
-		replayedBytes += int64(len(data))
-		return nil
-	})
+	replayedBytes, err := r.replay()
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -315,6 +301,61 @@ func (r *Replica) recover() error {
 		r.recovery.RequeuedJobs = res.Expired
 	}
 	return nil
+}
+
+// replayBatch is a run of decoded WAL records for replay to apply.
+type replayBatch struct {
+	cmds  []fsm.Command
+	lsns  []uint64
+	bytes int64
+	err   error // after the commands: why the replay stopped
+}
+
+// replay applies the WAL records after r.applied to r.m. One goroutine reads,
+// checks and decodes the records in batches while this one applies them in
+// log order; an error is returned after every record before it is applied,
+// as a replay by one goroutine would. It returns the bytes replayed.
+func (r *Replica) replay() (int64, error) {
+	const batchLen, batchBytes = 256, 1 << 20
+	batches := make(chan *replayBatch, 4)
+	from := r.applied + 1
+	go func() { // ends when the WAL's records do; replay drains batches
+		defer close(batches)
+		b := &replayBatch{}
+		err := r.wal.Replay(from, func(lsn uint64, typ uint8, data []byte) error {
+			if typ != recordCommand {
+				return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
+			}
+			c, err := fsm.DecodeCommand(data)
+			if err != nil {
+				return fmt.Errorf("WAL record %d: %w", lsn, err)
+			}
+			b.cmds = append(b.cmds, c)
+			b.lsns = append(b.lsns, lsn)
+			b.bytes += int64(len(data))
+			if len(b.cmds) == batchLen || b.bytes >= batchBytes {
+				batches <- b
+				b = &replayBatch{}
+			}
+			return nil
+		})
+		b.err = err
+		batches <- b
+	}()
+	var replayed int64
+	var err error
+	for b := range batches {
+		for i := range b.cmds {
+			r.m.Apply(&b.cmds[i])
+			r.applied = b.lsns[i]
+			r.recovery.RecordsReplayed++
+		}
+		replayed += b.bytes
+		if b.err != nil {
+			err = b.err
+		}
+	}
+	return replayed, err
 }
 
 // checkCoverage checks that the WAL holds every record after the restore
