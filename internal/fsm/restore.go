@@ -20,7 +20,7 @@ const (
 	// restoreBatchJobs and restoreBatchBytes bound a batch of records
 	// handed to one decoding goroutine.
 	restoreBatchJobs  = pageSize
-	restoreBatchBytes = 1 << 20
+	restoreBatchBytes = 256 << 10
 	// restoreParallelMin: snapshots with fewer jobs are decoded by the
 	// restoring goroutine alone.
 	restoreParallelMin = 4 * restoreBatchJobs
@@ -238,7 +238,9 @@ func (p *restorePipe) read(rd *chunkReader, count uint64, batchJobs int) {
 		case b = <-p.free:
 			*b = restoreBatch{buf: b.buf[:0], ends: b.ends[:0], jobs: b.jobs[:0]}
 		default:
-			b = &restoreBatch{}
+			// room for restoreBatchBytes and a record or two more: the
+			// batch does not grow
+			b = &restoreBatch{buf: make([]byte, 0, restoreBatchBytes+restoreBatchBytes/4), ends: make([]int, 0, batchJobs)}
 		}
 		b.done = make(chan struct{})
 		for len(b.ends) < batchJobs && len(b.buf) < restoreBatchBytes && i < count {

@@ -316,12 +316,21 @@ type replayBatch struct {
 // log order; an error is returned after every record before it is applied,
 // as a replay by one goroutine would. It returns the bytes replayed.
 func (r *Replica) replay() (int64, error) {
-	const batchLen, batchBytes = 256, 1 << 20
-	batches := make(chan *replayBatch, 4)
+	const batchLen, batchBytes, inFlight = 256, 1 << 20, 4
+	batches := make(chan *replayBatch, inFlight)
+	free := make(chan *replayBatch, inFlight+2) // applied batches, for reuse
 	from := r.applied + 1
+	newBatch := func() *replayBatch {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return &replayBatch{cmds: make([]fsm.Command, 0, batchLen), lsns: make([]uint64, 0, batchLen)}
+		}
+	}
 	go func() { // ends when the WAL's records do; replay drains batches
 		defer close(batches)
-		b := &replayBatch{}
+		b := newBatch()
 		err := r.wal.Replay(from, func(lsn uint64, typ uint8, data []byte) error {
 			if typ != recordCommand {
 				return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
@@ -335,7 +344,7 @@ func (r *Replica) replay() (int64, error) {
 			b.bytes += int64(len(data))
 			if len(b.cmds) == batchLen || b.bytes >= batchBytes {
 				batches <- b
-				b = &replayBatch{}
+				b = newBatch()
 			}
 			return nil
 		})
@@ -353,6 +362,12 @@ func (r *Replica) replay() (int64, error) {
 		replayed += b.bytes
 		if b.err != nil {
 			err = b.err
+		}
+		clear(b.cmds) // the machine keeps no pointer into them
+		*b = replayBatch{cmds: b.cmds[:0], lsns: b.lsns[:0]}
+		select {
+		case free <- b:
+		default:
 		}
 	}
 	return replayed, err
