@@ -309,6 +309,9 @@ type replayBatch struct {
 	lsns  []uint64
 	bytes int64
 	err   error // after the commands: why the replay stopped
+	// specs[i] is the array of job specs cmds[i] may reuse when the
+	// batch is used again
+	specs [][]fsm.JobSpec
 }
 
 // replay applies the WAL records after r.applied to r.m. One goroutine reads,
@@ -325,7 +328,7 @@ func (r *Replica) replay() (int64, error) {
 		case b := <-free:
 			return b
 		default:
-			return &replayBatch{cmds: make([]fsm.Command, 0, batchLen), lsns: make([]uint64, 0, batchLen)}
+			return &replayBatch{cmds: make([]fsm.Command, 0, batchLen), lsns: make([]uint64, 0, batchLen), specs: make([][]fsm.JobSpec, batchLen)}
 		}
 	}
 	go func() { // ends when the WAL's records do; replay drains batches
@@ -335,9 +338,13 @@ func (r *Replica) replay() (int64, error) {
 			if typ != recordCommand {
 				return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
 			}
-			c, err := fsm.DecodeCommand(data)
+			k := len(b.cmds)
+			c, err := fsm.DecodeCommandReusing(data, b.specs[k])
 			if err != nil {
 				return fmt.Errorf("WAL record %d: %w", lsn, err)
+			}
+			if cap(c.Jobs) > cap(b.specs[k]) {
+				b.specs[k] = c.Jobs[:0]
 			}
 			b.cmds = append(b.cmds, c)
 			b.lsns = append(b.lsns, lsn)
@@ -364,7 +371,7 @@ func (r *Replica) replay() (int64, error) {
 			err = b.err
 		}
 		clear(b.cmds) // the machine keeps no pointer into them
-		*b = replayBatch{cmds: b.cmds[:0], lsns: b.lsns[:0]}
+		*b = replayBatch{cmds: b.cmds[:0], lsns: b.lsns[:0], specs: b.specs}
 		select {
 		case free <- b:
 		default:
