@@ -198,12 +198,13 @@ func Open(opts Options) (*Replica, error) {
 		snapTrigger: make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 	}
-	// Nearly everything recovery allocates stays live, so collecting often
-	// only costs time: relax the collector while recovering (unless the
-	// operator set GOGC), then hand the garbage back to the OS.
-	relaxGC := os.Getenv("GOGC") == ""
+	// Nearly everything recovery allocates stays live, so collecting only
+	// costs time: the collector is off while recovering, bounded by a memory
+	// limit (unless the operator set GOGC or GOMEMLIMIT), then the garbage
+	// goes back to the OS.
+	relaxGC := os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == ""
 	if relaxGC {
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
+		defer relaxGCForRecovery(recoveryMemoryLimit(opts.FS, opts.Dir))()
 	}
 	if err := r.recover(); err != nil {
 		r.closeStorage()
@@ -227,6 +228,58 @@ func Open(opts Options) (*Replica, error) {
 	r.bg.Add(1)
 	go r.snapshotLoop()
 	return r, nil
+}
+
+// Recovery's collector settings are the process's: the first Open to
+// recover sets them, the last to finish puts back what was there before.
+var recoveryGC struct {
+	sync.Mutex
+	n        int   // Opens recovering
+	limit    int64 // the largest limit one asked for
+	oldPct   int
+	oldLimit int64
+}
+
+// relaxGCForRecovery turns the collector off, bounded by a memory limit of
+// at least limit bytes, and returns the function that undoes it.
+func relaxGCForRecovery(limit int64) (restore func()) {
+	g := &recoveryGC
+	g.Lock()
+	defer g.Unlock()
+	if g.n == 0 {
+		g.oldPct = debug.SetGCPercent(-1)
+		g.oldLimit = debug.SetMemoryLimit(limit)
+		g.limit = limit
+	} else if limit > g.limit {
+		g.limit = limit
+		debug.SetMemoryLimit(limit)
+	}
+	g.n++
+	return func() {
+		g.Lock()
+		defer g.Unlock()
+		if g.n--; g.n == 0 {
+			debug.SetMemoryLimit(g.oldLimit)
+			debug.SetGCPercent(g.oldPct)
+		}
+	}
+}
+
+// recoveryMemoryLimit bounds the heap while the collector is off for
+// recovery: a state takes about twice the bytes of its snapshot and WAL
+// files, so collecting before that would find little garbage.
+func recoveryMemoryLimit(fsys vfs.FS, dir string) int64 {
+	var disk int64
+	for _, sub := range []string{"snapshots", "wal"} {
+		d := filepath.Join(dir, sub)
+		names, _ := fsys.ReadDir(d)
+		for _, n := range names {
+			if st, err := fsys.Stat(filepath.Join(d, n)); err == nil && st.Mode().IsRegular() {
+				disk += st.Size()
+			}
+		}
+	}
+	return 2*disk + 256<<20
 }
 
 func (r *Replica) recover() error {
