@@ -266,8 +266,9 @@ func relaxGCForRecovery(limit int64) (restore func()) {
 }
 
 // recoveryMemoryLimit bounds the heap while the collector is off for
-// recovery: a state takes about twice the bytes of its snapshot and WAL
-// files, so collecting before that would find little garbage.
+// recovery: a state takes one to three times the bytes of its snapshot and
+// WAL files (more for tiny payloads), so collecting before that would find
+// little garbage.
 func recoveryMemoryLimit(fsys vfs.FS, dir string) int64 {
 	var disk int64
 	for _, sub := range []string{"snapshots", "wal"} {
@@ -279,7 +280,7 @@ func recoveryMemoryLimit(fsys vfs.FS, dir string) int64 {
 			}
 		}
 	}
-	return 2*disk + 256<<20
+	return 4*disk + 256<<20
 }
 
 func (r *Replica) recover() error {
