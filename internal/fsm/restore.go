@@ -103,14 +103,21 @@ func (jd *jobDecoder) classFor(queueName, typ string) *class {
 }
 
 // installJob is the restore's work for each decoded job, in id order: the
-// check of the order, the page table, the indexes and the unique keys.
-func (m *Machine) installJob(j *job, lastID *uint64) error {
+// check of the order, the page table, the counts, the ordered indexes
+// unless trees is false (the caller adds j to them with indexTrees, in the
+// same order), and the unique keys.
+func (m *Machine) installJob(j *job, lastID *uint64, trees bool) error {
 	if j.id <= *lastID || j.id >= m.nextID {
 		return fmt.Errorf("%w: job id %d out of order or beyond next id %d", ErrCorrupt, j.id, m.nextID)
 	}
 	*lastID = j.id
 	m.jobs.set(j.id, j, m.gen)
-	m.index(j)
+	if trees {
+		m.index(j)
+	} else {
+		m.counts[j.state]++
+		j.cls.q.counts[j.state]++
+	}
 	if holdsKey(j, m.now) {
 		m.unique[j.ext.uniqueKey] = j.id
 	}
@@ -133,7 +140,7 @@ func (m *Machine) restoreJobs(rd *chunkReader, count uint64, workers, batchJobs 
 			if err != nil {
 				return fmt.Errorf("job %d of %d: %w", i+1, count, err)
 			}
-			if err := m.installJob(j, &lastID); err != nil {
+			if err := m.installJob(j, &lastID, true); err != nil {
 				return err
 			}
 			m.lastClass = j.cls
@@ -143,24 +150,45 @@ func (m *Machine) restoreJobs(rd *chunkReader, count uint64, workers, batchJobs 
 
 	p := newRestorePipe(m, rd, count, workers, batchJobs)
 	defer p.stop()
+	// The ordered indexes are filled on a goroutine of their own, batch
+	// after batch in record order: the order of their inserts, and so the
+	// trees, are those of a sequential restore.
+	trees := make(chan *restoreBatch, 2)
+	treesDone := make(chan struct{})
+	go func() {
+		defer close(treesDone)
+		for b := range trees {
+			for k, j := range b.jobs {
+				m.indexTrees(j)
+				b.jobs[k] = nil // the batch is reused
+			}
+			p.recycle(b)
+		}
+	}()
+	defer func() {
+		close(trees)
+		<-treesDone
+	}()
 	i := uint64(0)
 	for b := range p.ordered {
 		<-b.done
 		for k, j := range b.jobs {
-			if err := m.installJob(j, &lastID); err != nil {
+			if err := m.installJob(j, &lastID, false); err != nil {
+				b.jobs = b.jobs[:k] // those installed
+				trees <- b
 				return err
 			}
 			m.lastClass = j.cls
-			b.jobs[k] = nil // the batch is reused
 		}
 		i += uint64(len(b.jobs))
+		derr, ferr := b.derr, b.ferr
+		trees <- b // the batch is the indexer's now
 		switch {
-		case b.derr != nil: // comes before b.ferr's record
-			return fmt.Errorf("job %d of %d: %w", i+1, count, b.derr)
-		case b.ferr != nil:
-			return fmt.Errorf("job %d of %d: %w", i+1, count, b.ferr)
+		case derr != nil: // comes before ferr's record
+			return fmt.Errorf("job %d of %d: %w", i+1, count, derr)
+		case ferr != nil:
+			return fmt.Errorf("job %d of %d: %w", i+1, count, ferr)
 		}
-		p.recycle(b)
 	}
 	// the reader has stopped: it closed ordered after its last batch
 	if i != count {
