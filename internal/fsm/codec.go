@@ -113,6 +113,20 @@ func enqueueSizeHint(specs []JobSpec) int {
 // DecodeCommand decodes one command. The whole of b must be consumed. Errors
 // wrap ErrCorrupt.
 func DecodeCommand(b []byte) (Command, error) {
+	return decodeCommand(b, nil)
+}
+
+// DecodeCommandReusing is DecodeCommand, taking the job specs of an
+// Enqueue from the array of jobs when it has room for them, so that a replay
+// of many commands allocates little. The command may then share that array:
+// decode into it again only once the command is applied.
+func DecodeCommandReusing(b []byte, jobs []JobSpec) (Command, error) {
+	return decodeCommand(b, jobs)
+}
+
+// decodeCommand is DecodeCommand, taking the job specs from the array of
+// jobs if it has room for them.
+func decodeCommand(b []byte, jobs []JobSpec) (Command, error) {
 	d := decoder{b: b}
 	var c Command
 	v := d.byte()
@@ -127,10 +141,15 @@ func DecodeCommand(b []byte) (Command, error) {
 	switch c.Kind {
 	case KindEnqueue:
 		n := d.count()
-		if n > 0 {
+		switch {
+		case n > 0 && n <= cap(jobs):
+			c.Jobs = jobs[:n]
+			clear(c.Jobs)
+		case n > 0:
 			c.Jobs = make([]JobSpec, n)
 		}
 		var lastQueue, lastType string
+		var payloads stringSlab // one allocation for many payloads
 		for i := 0; i < n && d.err == nil; i++ {
 			s := &c.Jobs[i]
 			// the jobs of a batch mostly share queue and type: reuse the
@@ -138,7 +157,8 @@ func DecodeCommand(b []byte) (Command, error) {
 			s.Queue = d.sameString(lastQueue)
 			s.Type = d.sameString(lastType)
 			lastQueue, lastType = s.Queue, s.Type
-			s.Payload = d.string()
+			p := d.bytes()
+			s.Payload = payloads.string(p, len(p)+len(d.b)) // no more than the rest of the command
 			s.Priority = d.int32()
 			s.RunAt = d.varint()
 			s.MaxAttempts = d.int()

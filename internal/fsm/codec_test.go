@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,30 @@ func TestAppendCommandPresized(t *testing.T) {
 	prefix := []byte("prefix")
 	if got := AppendCommand(bytes.Clone(prefix), c); !bytes.Equal(got[:len(prefix)], prefix) || !bytes.Equal(got[len(prefix):], want) {
 		t.Error("AppendCommand after a prefix differs from the encoding alone")
+	}
+}
+
+// TestDecodeCommandReusing: decoding into an array a command used before
+// gives exactly what DecodeCommand gives, nothing left over from the last.
+func TestDecodeCommandReusing(t *testing.T) {
+	var spare []JobSpec
+	for _, seed := range []uint64{1, 2} {
+		for _, c := range randomStream(seed, 300) {
+			b := AppendCommand(nil, &c)
+			want, werr := DecodeCommand(b)
+			for i := range spare[:cap(spare)] { // dirty every field
+				spare[:cap(spare)][i] = JobSpec{Queue: "x", Payload: "y", UniqueKey: "z", UniqueFor: 9, Deps: &Deps{On: []uint64{1}}, Priority: 3}
+			}
+			got, err := DecodeCommandReusing(b, spare)
+			if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: reusing gives %+v, %v; want %+v, %v", c.Kind, got, err, want, werr)
+			}
+			if cap(got.Jobs) > cap(spare) {
+				spare = got.Jobs[:0]
+			}
+		}
+	}
+	if cap(spare) == 0 {
+		t.Fatal("no enqueue in the streams")
 	}
 }

@@ -324,6 +324,7 @@ func (m *Machine) readDelta(r io.Reader) (*Delta, error) {
 	}
 	d.present = append([]byte(nil), present...)
 	d.pages = make([]deltaPage, 0, npages)
+	jd := newJobDecoder(m, nil)
 	havePN := false
 	var lastPN uint64
 	for i := uint64(0); i < npages; i++ {
@@ -364,7 +365,7 @@ func (m *Machine) readDelta(r io.Reader) (*Delta, error) {
 			if err != nil {
 				return nil, fmt.Errorf("delta page %d, job %d of %d: %w", pn, k+1, cnt, err)
 			}
-			j, err := m.decodeJob(rec)
+			j, err := jd.decodeJob(rec)
 			if err != nil {
 				return nil, fmt.Errorf("delta page %d, job %d of %d: %w", pn, k+1, cnt, err)
 			}

@@ -157,6 +157,12 @@ func (m *Machine) writable(j *job) *job {
 func (m *Machine) index(j *job) {
 	m.counts[j.state]++
 	j.cls.q.counts[j.state]++
+	m.indexTrees(j)
+}
+
+// indexTrees is index without the counts: it adds j to the ordered indexes
+// of its state.
+func (m *Machine) indexTrees(j *job) {
 	switch j.state {
 	case StatePending:
 		j.cls.runnable.ReplaceOrInsert(j)

@@ -185,8 +185,14 @@ func appendJob(dst []byte, j *job) []byte {
 // the machine is left empty-or-partial and must be restored again (from an
 // older snapshot, say) or discarded; errors about the bytes wrap ErrCorrupt.
 func (m *Machine) Restore(r io.Reader) error {
+	return m.restoreWith(r, 0, restoreBatchJobs)
+}
+
+// restoreWith is Restore with workers goroutines decoding the jobs (0: as
+// many as restoreWorkers says) in batches of batchJobs.
+func (m *Machine) restoreWith(r io.Reader, workers, batchJobs int) error {
 	m.reset()
-	err := m.restore(r)
+	err := m.restore(r, workers, batchJobs)
 	if err != nil {
 		m.reset()
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -196,7 +202,7 @@ func (m *Machine) Restore(r io.Reader) error {
 	return err
 }
 
-func (m *Machine) restore(r io.Reader) error {
+func (m *Machine) restore(r io.Reader, workers, batchJobs int) error {
 	rd := chunkReader{r: r, buf: make([]byte, 0, 1<<20)}
 	head, err := rd.take(16)
 	if err != nil {
@@ -236,25 +242,11 @@ func (m *Machine) restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	var lastID uint64
-	for i := uint64(0); i < count; i++ {
-		rec, err := rd.record()
-		if err != nil {
-			return fmt.Errorf("job %d of %d: %w", i+1, count, err)
-		}
-		j, err := m.decodeJob(rec)
-		if err != nil {
-			return fmt.Errorf("job %d of %d: %w", i+1, count, err)
-		}
-		if j.id <= lastID || j.id >= m.nextID {
-			return fmt.Errorf("%w: job id %d out of order or beyond next id %d", ErrCorrupt, j.id, m.nextID)
-		}
-		lastID = j.id
-		m.jobs.set(j.id, j, m.gen)
-		m.index(j)
-		if holdsKey(j, m.now) {
-			m.unique[j.ext.uniqueKey] = j.id
-		}
+	if workers == 0 {
+		workers = restoreWorkers(count)
+	}
+	if err := m.restoreJobs(&rd, count, workers, batchJobs); err != nil {
+		return err
 	}
 	crc := rd.sum()
 	tr, err := rd.take(20)
@@ -279,26 +271,29 @@ func (m *Machine) restore(r io.Reader) error {
 	return nil
 }
 
-func (m *Machine) decodeJob(rec []byte) (*job, error) {
+// decodeJob decodes one job record, taking the job and its payload from
+// jd's slabs.
+func (jd *jobDecoder) decodeJob(rec []byte) (*job, error) {
 	d := decoder{b: rec}
-	j := &job{gen: m.gen}
+	j := jd.newJob()
+	j.gen = jd.gen
 	j.id = d.uvarint()
 	qn := d.bytes()
 	tn := d.bytes()
 	if d.err == nil {
 		// consecutive jobs mostly share a class: skip the map lookup (and
 		// the key strings it would allocate) when this one does too
-		if c := m.lastClass; c != nil && string(qn) == c.q.name && string(tn) == c.typ {
+		if c := jd.last; c != nil && string(qn) == c.q.name && string(tn) == c.typ {
 			j.cls = c
 		} else {
 			if !ValidQueueName(string(qn)) || !ValidTypeName(string(tn)) {
 				return nil, fmt.Errorf("%w: job %d: bad queue or type name", ErrCorrupt, j.id)
 			}
-			j.cls = m.classFor(string(qn), string(tn))
-			m.lastClass = j.cls
+			j.cls = jd.classFor(string(qn), string(tn))
+			jd.last = j.cls
 		}
 	}
-	j.payload = d.string()
+	j.payload = jd.payload(d.bytes())
 	j.priority = d.int32()
 	j.state = State(d.byte())
 	attempt := d.uvarint()

@@ -81,6 +81,7 @@ func (m *Machine) enqueue(c *Command) Result {
 		}
 	}
 	out := make([]EnqueueResult, len(c.Jobs))
+	var slab []job // the jobs of a batch share allocations (restore.go)
 	for i := range c.Jobs {
 		s := &c.Jobs[i]
 		if s.UniqueKey != "" {
@@ -98,7 +99,12 @@ func (m *Machine) enqueue(c *Command) Result {
 			cls = m.classFor(qn, s.Type)
 			m.lastClass = cls
 		}
-		j := &job{
+		if len(slab) == 0 {
+			slab = make([]job, min(len(c.Jobs)-i, jobSlabJobs))
+		}
+		j := &slab[0]
+		slab = slab[1:]
+		*j = job{
 			id:          m.nextID,
 			cls:         cls,
 			payload:     s.Payload,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+
+	"github.com/beaver-raft/beaver-raft/internal/vfs"
 )
 
 func TestDecodeRecord(t *testing.T) {
@@ -135,5 +137,39 @@ func TestWireFormatExample(t *testing.T) {
 	}
 	if got := readBytes(t, filepath.Join(dir, segmentName(1))); !bytes.Equal(got, want) {
 		t.Fatalf("segment bytes\n% x\nwant\n% x", got, want)
+	}
+}
+
+// TestScanCleanAgreesWithCheckSegment: the windowed check of a segment
+// calls it clean exactly when checkSegment over the whole file finds no bad
+// spot, with the same record count, whatever the damage and the window.
+func TestScanCleanAgreesWithCheckSegment(t *testing.T) {
+	valid := appendSegmentHeader(nil, 5)
+	for i := uint64(5); i < 25; i++ {
+		valid = appendRecord(valid, i, 1, payload(i, int(i*i*3)%700))
+	}
+	cases := [][]byte{valid, valid[:0], appendSegmentHeader(nil, 4), append(bytes.Clone(valid), make([]byte, 40)...)}
+	for n := 0; n < len(valid); n += 23 {
+		cases = append(cases, valid[:n])
+	}
+	for off := 0; off < len(valid); off += 31 {
+		b := bytes.Clone(valid)
+		b[off] ^= 0x40
+		cases = append(cases, b)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, segmentName(5))
+	for i, b := range cases {
+		writeBytes(t, path, b)
+		records, bad := checkSegment(b, 5, true)
+		for _, w := range []int{recordHeaderSize, 64, 1000, scanWindow} {
+			got, size, ok, _, err := scanClean(vfs.OS, path, 5, make([]byte, w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != (bad == nil) || ok && (got != records || size != int64(len(b))) {
+				t.Fatalf("case %d, window %d: scanClean %d records, size %d, clean %v; checkSegment %d records, bad spot %+v", i, w, got, size, ok, records, bad)
+			}
+		}
 	}
 }

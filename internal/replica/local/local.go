@@ -198,12 +198,13 @@ func Open(opts Options) (*Replica, error) {
 		snapTrigger: make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 	}
-	// Nearly everything recovery allocates stays live, so collecting often
-	// only costs time: relax the collector while recovering (unless the
-	// operator set GOGC), then hand the garbage back to the OS.
-	relaxGC := os.Getenv("GOGC") == ""
+	// Nearly everything recovery allocates stays live, so collecting only
+	// costs time: the collector is off while recovering, bounded by a memory
+	// limit (unless the operator set GOGC or GOMEMLIMIT), then the garbage
+	// goes back to the OS.
+	relaxGC := os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == ""
 	if relaxGC {
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
+		defer relaxGCForRecovery(recoveryMemoryLimit(opts.FS, opts.Dir))()
 	}
 	if err := r.recover(); err != nil {
 		r.closeStorage()
@@ -227,6 +228,59 @@ func Open(opts Options) (*Replica, error) {
 	r.bg.Add(1)
 	go r.snapshotLoop()
 	return r, nil
+}
+
+// Recovery's collector settings are the process's: the first Open to
+// recover sets them, the last to finish puts back what was there before.
+var recoveryGC struct {
+	sync.Mutex
+	n        int   // Opens recovering
+	limit    int64 // the largest limit one asked for
+	oldPct   int
+	oldLimit int64
+}
+
+// relaxGCForRecovery turns the collector off, bounded by a memory limit of
+// at least limit bytes, and returns the function that undoes it.
+func relaxGCForRecovery(limit int64) (restore func()) {
+	g := &recoveryGC
+	g.Lock()
+	defer g.Unlock()
+	if g.n == 0 {
+		g.oldPct = debug.SetGCPercent(-1)
+		g.oldLimit = debug.SetMemoryLimit(limit)
+		g.limit = limit
+	} else if limit > g.limit {
+		g.limit = limit
+		debug.SetMemoryLimit(limit)
+	}
+	g.n++
+	return func() {
+		g.Lock()
+		defer g.Unlock()
+		if g.n--; g.n == 0 {
+			debug.SetMemoryLimit(g.oldLimit)
+			debug.SetGCPercent(g.oldPct)
+		}
+	}
+}
+
+// recoveryMemoryLimit bounds the heap while the collector is off for
+// recovery: a state takes one to three times the bytes of its snapshot and
+// WAL files (more for tiny payloads), so collecting before that would find
+// little garbage.
+func recoveryMemoryLimit(fsys vfs.FS, dir string) int64 {
+	var disk int64
+	for _, sub := range []string{"snapshots", "wal"} {
+		d := filepath.Join(dir, sub)
+		names, _ := fsys.ReadDir(d)
+		for _, n := range names {
+			if st, err := fsys.Stat(filepath.Join(d, n)); err == nil && st.Mode().IsRegular() {
+				disk += st.Size()
+			}
+		}
+	}
+	return 4*disk + 256<<20
 }
 
 func (r *Replica) recover() error {
@@ -285,21 +339,7 @@ func (r *Replica) recover() error {
 	if len(skipped) > 0 && len(used) == 0 {
 		r.log.Warn("no snapshot usable: rebuilding the state from the WAL, which holds every record since LSN 1", "skipped", len(skipped), "records", r.wal.LastLSN())
 	}
-	var replayedBytes int64
-	err = r.wal.Replay(r.applied+1, func(lsn uint64, typ uint8, data []byte) error {
-		if typ != recordCommand {
-			return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
-		}
-		c, err := fsm.DecodeCommand(data)
-		if err != nil {
-			return fmt.Errorf("WAL record %d: %w", lsn, err)
-		}
-		r.m.Apply(&c)
-		r.applied = lsn
-		r.recovery.RecordsReplayed++
-		replayedBytes += int64(len(data))
-		return nil
-	})
+	replayedBytes, err := r.replay()
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -315,6 +355,83 @@ func (r *Replica) recover() error {
 		r.recovery.RequeuedJobs = res.Expired
 	}
 	return nil
+}
+
+// replayBatch is a run of decoded WAL records for replay to apply.
+type replayBatch struct {
+	cmds  []fsm.Command
+	lsns  []uint64
+	bytes int64
+	err   error // after the commands: why the replay stopped
+	// specs[i] is the array of job specs cmds[i] may reuse when the
+	// batch is used again
+	specs [][]fsm.JobSpec
+}
+
+// replay applies the WAL records after r.applied to r.m. One goroutine reads,
+// checks and decodes the records in batches while this one applies them in
+// log order; an error is returned after every record before it is applied,
+// as a replay by one goroutine would. It returns the bytes replayed.
+func (r *Replica) replay() (int64, error) {
+	const batchLen, batchBytes, inFlight = 256, 1 << 20, 4
+	batches := make(chan *replayBatch, inFlight)
+	free := make(chan *replayBatch, inFlight+2) // applied batches, for reuse
+	from := r.applied + 1
+	newBatch := func() *replayBatch {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return &replayBatch{cmds: make([]fsm.Command, 0, batchLen), lsns: make([]uint64, 0, batchLen), specs: make([][]fsm.JobSpec, batchLen)}
+		}
+	}
+	go func() { // ends when the WAL's records do; replay drains batches
+		defer close(batches)
+		b := newBatch()
+		err := r.wal.Replay(from, func(lsn uint64, typ uint8, data []byte) error {
+			if typ != recordCommand {
+				return fmt.Errorf("WAL record %d: unknown record type %d", lsn, typ)
+			}
+			k := len(b.cmds)
+			c, err := fsm.DecodeCommandReusing(data, b.specs[k])
+			if err != nil {
+				return fmt.Errorf("WAL record %d: %w", lsn, err)
+			}
+			if cap(c.Jobs) > cap(b.specs[k]) {
+				b.specs[k] = c.Jobs[:0]
+			}
+			b.cmds = append(b.cmds, c)
+			b.lsns = append(b.lsns, lsn)
+			b.bytes += int64(len(data))
+			if len(b.cmds) == batchLen || b.bytes >= batchBytes {
+				batches <- b
+				b = newBatch()
+			}
+			return nil
+		})
+		b.err = err
+		batches <- b
+	}()
+	var replayed int64
+	var err error
+	for b := range batches {
+		for i := range b.cmds {
+			r.m.Apply(&b.cmds[i])
+			r.applied = b.lsns[i]
+			r.recovery.RecordsReplayed++
+		}
+		replayed += b.bytes
+		if b.err != nil {
+			err = b.err
+		}
+		clear(b.cmds) // the machine keeps no pointer into them
+		*b = replayBatch{cmds: b.cmds[:0], lsns: b.lsns[:0], specs: b.specs}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+	return replayed, err
 }
 
 // checkCoverage checks that the WAL holds every record after the restore
