@@ -280,7 +280,18 @@ func recoveryMemoryLimit(fsys vfs.FS, dir string) int64 {
 			}
 		}
 	}
-	return 4*disk + 256<<20
+	return capRecoveryLimit(4*disk+256<<20, physicalMemory())
+}
+
+// capRecoveryLimit keeps the limit within half the machine's RAM (when
+// known): a data directory much larger than RAM must not turn the collector
+// off until the heap has outgrown the machine. Past the limit the collector
+// runs as usual.
+func capRecoveryLimit(limit, ram int64) int64 {
+	if ram > 0 {
+		return min(limit, ram/2)
+	}
+	return limit
 }
 
 func (r *Replica) recover() error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -263,5 +264,21 @@ func TestSnapshotByBytes(t *testing.T) {
 	case <-took:
 	case <-time.After(20 * time.Second):
 		t.Fatal("no snapshot after the byte trigger was crossed")
+	}
+}
+
+func TestRecoveryMemoryLimitWithinRAM(t *testing.T) {
+	for _, c := range []struct{ limit, ram, want int64 }{
+		{1 << 30, 0, 1 << 30},        // RAM unknown: as asked
+		{1 << 30, 8 << 30, 1 << 30},  // well within
+		{40 << 30, 8 << 30, 4 << 30}, // a data directory larger than RAM
+		{5 << 30, 8 << 30, 4 << 30},  // just over half
+	} {
+		if got := capRecoveryLimit(c.limit, c.ram); got != c.want {
+			t.Errorf("capRecoveryLimit(%d, %d) = %d, want %d", c.limit, c.ram, got, c.want)
+		}
+	}
+	if physicalMemory() <= 0 && runtime.GOOS == "linux" {
+		t.Errorf("physicalMemory %d on linux", physicalMemory())
 	}
 }
