@@ -153,8 +153,22 @@ func (c *cluster) sameState(timeout time.Duration) {
 		if r == nil {
 			continue
 		}
-		if err := r.ReadBarrier(ctx); err != nil {
-			c.t.Fatalf("n%d: read barrier: %v", i+1, err)
+		// A follower cut off for long catches up only when the leader's
+		// replicator tries again: hashicorp/raft backs off up to about 10 s
+		// after repeated failures, longer than one barrier waits to apply
+		// (ApplyTimeout), so try again until the timeout.
+		start := time.Now()
+		for tries := 1; ; tries++ {
+			err := r.ReadBarrier(ctx)
+			if err == nil {
+				if tries > 1 {
+					c.t.Logf("n%d caught up after %v (%d read barriers)", i+1, time.Since(start).Round(time.Millisecond), tries)
+				}
+				break
+			}
+			if ctx.Err() != nil || errors.Is(err, replica.ErrClosed) {
+				c.t.Fatalf("n%d: read barrier: %v", i+1, err)
+			}
 		}
 	}
 	// Every node has applied at least the leader's commit index; wait for
